@@ -1,0 +1,13 @@
+"""Student-side helpers for the MLOps Bridge course.
+
+The lessons import these modules for plumbing (data loading, tracking set-up, ports, processes,
+drift maths) so that lesson cells stay short and show the real MLflow calls being taught.
+One module owns each concern:
+
+- :mod:`mlops_helpers.data`       iris as a DataFrame, a seeded train/test split
+- :mod:`mlops_helpers.tracking`   tracking URI and experiment set-up, a fast train-and-log
+- :mod:`mlops_helpers.notebooks`  executing lesson notebooks headless (papermill), used by ``make course``
+- :mod:`mlops_helpers.exceptions` every error this package raises
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,121 @@
+"""Tracking set-up and a fast train-and-log, shared by the lessons.
+
+Conventions (DESIGN.md): an explicit ``tracking_uri`` wins, then ``MLFLOW_TRACKING_URI``, then
+``sqlite:///mlflow.db`` in the working directory (MLflow 3's own default).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from importlib.metadata import version
+
+import mlflow
+import mlflow.sklearn
+from mlflow.models import infer_signature
+from sklearn.linear_model import LogisticRegression
+
+from .data import Split, split_iris
+from .exceptions import TrackingError
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+DEFAULT_EXPERIMENT = "mlops-bridge"
+
+
+def resolve_tracking_uri(tracking_uri: str | None = None) -> str:
+    """The tracking URI a lesson should use: explicit argument, else the environment, else sqlite."""
+    if tracking_uri:
+        return str(tracking_uri)
+    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def setup_experiment(tracking_uri: str | None = None, experiment_name: str = DEFAULT_EXPERIMENT):
+    """Point MLflow at the store and experiment; returns the experiment.
+
+    Also exports ``MLFLOW_TRACKING_URI`` so that the ``mlflow`` commands a lesson starts
+    (``mlflow run``, ``mlflow models serve``, ``mlflow ui``) read the same store as the notebook.
+    """
+    uri = resolve_tracking_uri(tracking_uri)
+    if uri.startswith(("http://", "https://")):
+        check_server(uri)
+    mlflow.set_tracking_uri(uri)
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    try:
+        return mlflow.set_experiment(experiment_name)
+    except Exception as exc:  # MLflow raises several types for an unreachable or broken store
+        raise TrackingError(f"cannot use experiment {experiment_name!r} in tracking store {uri}: {exc}") from exc
+
+
+def check_server(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast, and clearly, when no MLflow tracking server answers at ``uri``.
+
+    Without this, MLflow's HTTP client retries with back-off for minutes before it gives up.
+    """
+    import requests
+
+    try:
+        requests.get(uri.rstrip("/") + "/health", timeout=timeout).raise_for_status()
+    except requests.RequestException as exc:
+        raise TrackingError(
+            f"no MLflow tracking server answers at {uri} ({type(exc).__name__}). Start one "
+            f"(`mlflow server --host 127.0.0.1 --port PORT`) or pass another tracking_uri."
+        ) from exc
+
+
+def pip_requirements() -> list[str]:
+    """Pinned requirements for an iris scikit-learn model.
+
+    Passing these to ``log_model(pip_requirements=...)`` skips MLflow's requirement inference, a
+    subprocess that costs ~7 s on the course machine. The list is what inference finds for
+    this model anyway: MLflow's own default for the sklearn flavour plus the libraries it loads with.
+    """
+    reqs = list(mlflow.sklearn.get_default_pip_requirements(include_skops=True))
+    for package in ("mlflow", "numpy", "pandas", "scipy"):
+        reqs.append(f"{package}=={version(package)}")
+    return reqs
+
+
+@dataclass(frozen=True)
+class LoggedModel:
+    """What :func:`train_and_log` produced."""
+
+    run_id: str
+    model_uri: str
+    accuracy: float
+    model: LogisticRegression
+
+
+def train_and_log(
+    split: Split | None = None,
+    *,
+    max_iter: int = 200,
+    C: float = 1.0,
+    random_state: int = 42,
+    name: str = "model",
+    registered_model_name: str | None = None,
+    run_name: str | None = None,
+    tags: dict | None = None,
+) -> LoggedModel:
+    """Train the course's logistic regression on iris and log it the MLflow 3 way, in one run.
+
+    Logs params, the test accuracy, tags, and the model under ``name=`` with a signature, an
+    input example and explicit pip requirements (fast). Call :func:`setup_experiment` first.
+    """
+    split = split or split_iris(random_state)
+    model = LogisticRegression(max_iter=max_iter, C=C, random_state=random_state)
+    with mlflow.start_run(run_name=run_name) as run:
+        mlflow.log_params({"max_iter": max_iter, "C": C, "random_state": random_state, "model": "LogisticRegression"})
+        model.fit(split.X_train, split.y_train)
+        accuracy = float(model.score(split.X_test, split.y_test))
+        mlflow.log_metric("accuracy", accuracy)
+        mlflow.set_tags({"course": "mlops-bridge", **(tags or {})})
+        signature = infer_signature(split.X_train, model.predict(split.X_train))
+        info = mlflow.sklearn.log_model(
+            model,
+            name=name,
+            signature=signature,
+            input_example=split.X_train.head(3),
+            pip_requirements=pip_requirements(),
+            registered_model_name=registered_model_name,
+        )
+    return LoggedModel(run_id=run.info.run_id, model_uri=info.model_uri, accuracy=accuracy, model=model)

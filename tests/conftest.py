@@ -1,0 +1,59 @@
+"""Shared fixtures: a temporary tracking store, free ports, lesson execution, no orphan processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+
+# Child processes (papermill kernels, mlflow CLIs, nbgrader) must find the venv's tools.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+# Never let a test write to a developer's real store by accident.
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def tracking_uri(tmp_path, monkeypatch) -> str:
+    """A fresh, empty sqlite tracking store in a temporary folder; MLflow's globals restored afterwards."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    previous = mlflow.get_tracking_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    yield uri
+    mlflow.set_tracking_uri(previous)
+    while mlflow.active_run():
+        mlflow.end_run()
+
+
+@pytest.fixture
+def run_lesson(tmp_path):
+    """Execute ``notebooks/<name>`` through papermill (as ``make course`` does) and return the result.
+
+    The executed copy goes to the test's temporary folder; parameters are injected by papermill.
+    """
+    from mlops_helpers.notebooks import execute
+
+    def run(name: str, **parameters):
+        return execute(NOTEBOOKS / name, tmp_path / "out" / name, parameters)
+
+    return run

@@ -1,0 +1,62 @@
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from mlops_helpers import tracking
+from mlops_helpers.exceptions import TrackingError
+
+
+def test_explicit_uri_wins_then_environment_then_sqlite(monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///from-env.db")
+    assert tracking.resolve_tracking_uri("sqlite:///explicit.db") == "sqlite:///explicit.db"
+    assert tracking.resolve_tracking_uri(None) == "sqlite:///from-env.db"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert tracking.resolve_tracking_uri("") == "sqlite:///mlflow.db"
+
+
+def test_setup_experiment_creates_it_and_exports_the_uri(tracking_uri, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    experiment = tracking.setup_experiment(tracking_uri, "unit-setup")
+    assert experiment.name == "unit-setup"
+    assert mlflow.get_tracking_uri() == tracking_uri
+    import os
+
+    assert os.environ["MLFLOW_TRACKING_URI"] == tracking_uri
+
+
+def test_missing_tracking_server_is_a_clear_error(port):
+    with pytest.raises(TrackingError, match=f"no MLflow tracking server answers at http://127.0.0.1:{port}"):
+        tracking.setup_experiment(f"http://127.0.0.1:{port}", "x")
+
+
+def test_unusable_store_is_a_clear_error(tmp_path):
+    (tmp_path / "not-a-db").write_text("this is not sqlite")
+    with pytest.raises(TrackingError, match="cannot use experiment"):
+        tracking.setup_experiment(f"sqlite:///{tmp_path}/not-a-db", "x")
+
+
+def test_pip_requirements_pin_the_installed_libraries():
+    from importlib.metadata import version
+
+    reqs = tracking.pip_requirements()
+    assert f"scikit-learn=={version('scikit-learn')}" in reqs
+    assert f"mlflow=={version('mlflow')}" in reqs
+    assert all("==" in r for r in reqs)
+
+
+def test_train_and_log_records_params_metric_and_a_loadable_model(tracking_uri):
+    tracking.setup_experiment(tracking_uri, "unit-train")
+    result = tracking.train_and_log(max_iter=200, random_state=42, tags={"lesson": "unit"})
+    run = MlflowClient().get_run(result.run_id)
+    assert run.data.params["max_iter"] == "200"
+    assert run.data.metrics["accuracy"] == pytest.approx(result.accuracy)
+    assert result.accuracy == 1.0  # the seed's split and model: every test flower right
+    assert run.data.tags["lesson"] == "unit"
+    model = mlflow.pyfunc.load_model(f"runs:/{result.run_id}/model")
+    assert [c.name for c in model.metadata.get_input_schema().inputs] == [
+        "sepal_length", "sepal_width", "petal_length", "petal_width"
+    ]
+    from mlops_helpers.data import split_iris
+
+    X_test = split_iris(42).X_test
+    assert (model.predict(X_test) == result.model.predict(X_test)).all()
