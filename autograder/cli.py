@@ -1,0 +1,46 @@
+"""``python -m autograder``: a thin CLI over the package's Python API (papermill's cli.py is the model)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .exceptions import AutograderError
+
+# verb -> module implementing it (HELP, add_arguments(parser), run(args) -> int)
+COMMANDS = {
+    "release": "autograder.release",
+    "grade": "autograder.grade",
+    "feedback": "autograder.feedback",
+    "export": "autograder.export",
+    "report": "autograder.report",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m autograder",
+        description="Instructor tools for the MLOps Bridge course. Run from the course directory "
+        "(the folder holding nbgrader_config.py); plain `nbgrader ...` commands keep working there.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for verb, module_name in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        command = sub.add_parser(verb, help=module.HELP, description=module.__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(command)
+        command.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except AutograderError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

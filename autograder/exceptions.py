@@ -1,0 +1,16 @@
+"""Every error raised by :mod:`autograder` derives from :class:`AutograderError`.
+
+The CLI turns these into a one-line message and a non-zero exit code; anything else is a bug.
+"""
+
+
+class AutograderError(Exception):
+    """Base class for errors the instructor can act on."""
+
+
+class CourseDirectoryError(AutograderError):
+    """The working directory is not a usable nbgrader course directory (no nbgrader_config.py, ...)."""
+
+
+class UnknownAssignmentError(AutograderError):
+    """The assignment named on the command line does not exist in source/ (or release/, submitted/)."""
