@@ -14,3 +14,16 @@ class CourseDirectoryError(AutograderError):
 
 class UnknownAssignmentError(AutograderError):
     """The assignment named on the command line does not exist in source/ (or release/, submitted/)."""
+
+
+class EngineError(AutograderError):
+    """A grading engine cannot be set up (unknown engine name, unreachable Dask scheduler...)."""
+
+
+class WorkerCrashed(RuntimeError):
+    """A grading worker process died while running one job; that job alone is reported with status ``error``."""
+
+
+class GradebookError(AutograderError):
+    """The course's gradebook is missing or does not know the assignment (generate / release it first)."""
+
