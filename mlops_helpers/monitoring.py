@@ -1,0 +1,194 @@
+"""Monitoring a served model over time: simulated production traffic, drift statistics, alerts.
+
+The maths lives here so that lesson 05 can show the loop that matters: predict a batch, compute the
+statistics, ``mlflow.log_metrics(..., step=batch)``, raise alerts, retrain.
+
+Drift is measured per feature against the training data (the *reference*) in two ways:
+
+- the two-sample Kolmogorov–Smirnov test (:func:`scipy.stats.ks_2samp`): *is* the distribution different?
+  Its p-value is compared with ``alpha / n_features`` (Bonferroni), because four features tested every
+  batch would otherwise raise false alarms on perfectly healthy traffic;
+- the population stability index (PSI): *how much* did it move? Conventional reading: < 0.1 stable,
+  0.1–0.25 moderate, > 0.25 large.
+
+A drift alert needs both (significant *and* large), which keeps small batches from crying wolf.
+No library computes PSI the way it is usually defined for monitoring (quantile bins of the reference,
+a floor for empty bins), so it is written out below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .data import FEATURE_NAMES, TARGET, load_iris_frame
+
+PSI_EPSILON = 1e-4  # floor for an empty bin's share, so that log(0) never happens
+
+
+def psi(reference, current, bins: int = 10) -> float:
+    """Population stability index of ``current`` against ``reference``.
+
+    Bins are the reference's quantiles (so each holds ~1/bins of the reference); the outer edges are
+    open so values outside the reference's range still count. PSI = sum((c - r) * ln(c / r)).
+    """
+    reference = np.asarray(reference, dtype=float)
+    current = np.asarray(current, dtype=float)
+    edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)))
+    edges[0], edges[-1] = -np.inf, np.inf
+    ref_share = np.histogram(reference, edges)[0] / len(reference)
+    cur_share = np.histogram(current, edges)[0] / len(current)
+    ref_share = np.clip(ref_share, PSI_EPSILON, None)
+    cur_share = np.clip(cur_share, PSI_EPSILON, None)
+    return float(np.sum((cur_share - ref_share) * np.log(cur_share / ref_share)))
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    feature: str
+    ks_statistic: float
+    p_value: float
+    psi: float
+    drifted: bool
+
+
+def feature_drift(reference: pd.DataFrame, current: pd.DataFrame, *, alpha: float = 0.01,
+                  psi_threshold: float = 0.25, features=FEATURE_NAMES) -> list[FeatureDrift]:
+    """KS test and PSI per feature; ``drifted`` when p < alpha / n_features and PSI > psi_threshold."""
+    corrected = alpha / len(features)
+    result = []
+    for name in features:
+        ks = stats.ks_2samp(reference[name], current[name])
+        value = psi(reference[name], current[name])
+        result.append(FeatureDrift(name, float(ks.statistic), float(ks.pvalue), value,
+                                   bool(ks.pvalue < corrected and value > psi_threshold)))
+    return result
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One batch of simulated production traffic. ``y`` is the truth, which arrives late."""
+
+    index: int
+    X: pd.DataFrame
+    y: pd.Series
+    drifted: bool
+
+
+def simulate_traffic(n_batches: int = 20, batch_size: int = 100, *, drift_start: int = 10,
+                     drift_strength: float = 1.0, label_shift: float = 0.5, noise: float = 0.1,
+                     random_state: int = 42) -> list[Batch]:
+    """Production traffic drawn from iris, healthy until ``drift_start``, drifting from then on.
+
+    Every batch resamples iris flowers with a little measurement noise. From ``drift_start`` on:
+    - feature drift: the petal measurements read ``drift_strength`` standard deviations too high
+      (think of a re-calibrated measuring device), growing over three batches;
+    - label shift: a fraction ``label_shift`` of the traffic is replaced by virginica flowers (a new
+      supplier), so the prediction distribution moves too.
+    The true species are kept, so the model's accuracy really drops.
+    """
+    rng = np.random.default_rng(random_state)
+    iris = load_iris_frame()
+    std = iris[FEATURE_NAMES].std()
+    virginica = iris[iris[TARGET] == 2]
+    batches = []
+    for b in range(n_batches):
+        rows = iris.iloc[rng.integers(0, len(iris), batch_size)].reset_index(drop=True)
+        drifted = b >= drift_start
+        if drifted and label_shift > 0:
+            n_shift = int(round(label_shift * batch_size))
+            rows.iloc[:n_shift] = virginica.iloc[rng.integers(0, len(virginica), n_shift)].to_numpy()
+        X = rows[FEATURE_NAMES].astype(float) + rng.normal(0, noise, (batch_size, len(FEATURE_NAMES))) * std.to_numpy()
+        if drifted:
+            ramp = min(1.0, (b - drift_start + 1) / 3)
+            for name in ("petal_length", "petal_width"):
+                X[name] += drift_strength * ramp * std[name]
+        batches.append(Batch(b, X, rows[TARGET].astype(int), drifted))
+    return batches
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When a statistic becomes an alert."""
+
+    alpha: float = 0.01          # KS significance, Bonferroni-corrected over the features
+    psi: float = 0.25            # PSI above this is a large shift
+    min_accuracy: float = 0.85   # accuracy below this (once labels arrive) is an alert
+
+
+@dataclass
+class BatchReport:
+    """What monitoring computed for one batch, and the alerts it raised."""
+
+    index: int
+    accuracy: float
+    prediction_share: dict[str, float]
+    drift: list[FeatureDrift]
+    alerts: list[str] = field(default_factory=list)
+
+    def metrics(self) -> dict[str, float]:
+        """Flat metric dict for ``mlflow.log_metrics(report.metrics(), step=report.index)``."""
+        out = {"accuracy": self.accuracy, "n_drifted_features": float(sum(d.drifted for d in self.drift)),
+               "alert": float(bool(self.alerts))}
+        out.update({f"pred_share_{k}": v for k, v in self.prediction_share.items()})
+        for d in self.drift:
+            out[f"psi_{d.feature}"] = d.psi
+            out[f"ks_pvalue_{d.feature}"] = d.p_value
+        return out
+
+
+def monitor_batch(model, reference: pd.DataFrame, batch: Batch, thresholds: Thresholds = Thresholds(),
+                  class_names=("setosa", "versicolor", "virginica")) -> BatchReport:
+    """Predict one batch and turn drift and accuracy into alerts."""
+    predictions = np.asarray(model.predict(batch.X)).astype(int)
+    accuracy = float(np.mean(predictions == batch.y.to_numpy()))
+    share = {name: float(np.mean(predictions == i)) for i, name in enumerate(class_names)}
+    drift = feature_drift(reference, batch.X, alpha=thresholds.alpha, psi_threshold=thresholds.psi)
+    alerts = [f"drift in {d.feature} (KS p={d.p_value:.1e}, PSI={d.psi:.2f})" for d in drift if d.drifted]
+    if accuracy < thresholds.min_accuracy:
+        alerts.append(f"accuracy {accuracy:.2f} < {thresholds.min_accuracy}")
+    return BatchReport(batch.index, accuracy, share, drift, alerts)
+
+
+def first_alert(reports: list[BatchReport]) -> int | None:
+    """Index of the first batch that raised an alert, or None."""
+    return next((r.index for r in reports if r.alerts), None)
+
+
+def recent_data(batches: list[Batch], upto: int, window: int = 3) -> tuple[pd.DataFrame, pd.Series]:
+    """The last ``window`` labelled batches up to and including ``upto``: what a retrain learns from."""
+    chosen = [b for b in batches if upto - window < b.index <= upto]
+    return pd.concat([b.X for b in chosen], ignore_index=True), pd.concat([b.y for b in chosen], ignore_index=True)
+
+
+def plot_history(reports: list[BatchReport], drift_start: int | None = None, retrained_at: int | None = None):
+    """Accuracy, PSI per feature and prediction shares over the batches; drift onset and retraining marked."""
+    import matplotlib.pyplot as plt
+
+    steps = [r.index for r in reports]
+    fig, axes = plt.subplots(3, 1, figsize=(8, 8), sharex=True)
+    axes[0].plot(steps, [r.accuracy for r in reports], marker="o")
+    axes[0].set_ylabel("accuracy")
+    for name in FEATURE_NAMES:
+        axes[1].plot(steps, [next(d.psi for d in r.drift if d.feature == name) for r in reports], label=name)
+    axes[1].set_ylabel("PSI")
+    axes[1].legend(fontsize=8)
+    for name in reports[0].prediction_share:
+        axes[2].plot(steps, [r.prediction_share[name] for r in reports], label=name)
+    axes[2].set_ylabel("share of predictions")
+    axes[2].set_xlabel("batch")
+    axes[2].legend(fontsize=8)
+    for ax in axes:
+        for r in reports:
+            if r.alerts:
+                ax.axvspan(r.index - 0.5, r.index + 0.5, color="red", alpha=0.08)
+        if drift_start is not None:
+            ax.axvline(drift_start - 0.5, color="red", linestyle="--", label="drift onset")
+        if retrained_at is not None:
+            ax.axvline(retrained_at + 0.5, color="green", linestyle=":", label="retrained")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
