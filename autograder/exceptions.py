@@ -27,3 +27,15 @@ class WorkerCrashed(RuntimeError):
 class GradebookError(AutograderError):
     """The course's gradebook is missing or does not know the assignment (generate / release it first)."""
 
+
+
+class SandboxUnavailableError(AutograderError):
+    """Student code cannot be sandboxed here (no bubblewrap / namespaces); grading needs --no-sandbox to proceed."""
+
+
+class QuestionBankError(AutograderError):
+    """The question bank (autograder/question_bank.yaml) breaks a rule: it names the question and the rule."""
+
+
+class NbgraderStepError(AutograderError):
+    """An nbgrader step (generate, release, export...) reported failure; the message carries nbgrader's log."""

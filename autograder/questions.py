@@ -1,0 +1,267 @@
+"""The practice-questions bank: validate ``question_bank.yaml`` and generate the nbgrader source notebook from it.
+
+``python -m autograder.questions`` checks the bank and writes ``source/practice_questions/practice_questions.ipynb``;
+``--check`` only reports whether the committed notebook is what the bank generates (exit 1 if not).
+
+Every question becomes three cells: a read-only markdown cell with the question and its options, an autograded
+answer cell where the student sets ``qN`` to one letter, and a test cell whose visible part checks only the format
+and whose hidden part checks correctness, failing with the misconception the chosen option stands for and the hint
+(so the feedback explains every lost point). The solution steps are comments of the hidden part: students see them
+in their feedback, never in the release.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .exceptions import QuestionBankError
+
+HERE = Path(__file__).resolve().parent
+BANK = HERE / "question_bank.yaml"
+ROOT = HERE.parent
+NOTEBOOK = ROOT / "source" / "practice_questions" / "practice_questions.ipynb"
+
+LETTERS = ("A", "B", "C", "D")
+DIFFICULTIES = ("easy", "medium", "hard")
+# The course's topics; the bank must cover every one of REQUIRED_TOPICS (the issue's list).
+REQUIRED_TOPICS = ("tracking", "reproducibility", "versions", "serving", "monitoring", "automation")
+TOPICS = ("mlops", *REQUIRED_TOPICS)
+TOPIC_TITLES = {"mlops": "MLOps", "tracking": "experiment tracking", "reproducibility": "reproducible runs",
+                "versions": "model versions and aliases", "serving": "serving", "monitoring": "monitoring",
+                "automation": "automation"}
+QUESTION_COUNT = 10
+MIN_PER_DIFFICULTY = 3
+FIELDS = ("id", "origin", "topic", "difficulty", "question", "options", "answer", "misconceptions", "hint", "solution")
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    origin: str
+    topic: str
+    difficulty: str
+    question: str
+    options: dict[str, str]
+    answer: str
+    misconceptions: dict[str, str]
+    hint: str
+    solution: tuple[str, ...]
+    points: int
+
+    @property
+    def number(self) -> int:
+        return int(self.id[1:])
+
+
+def load_bank(path: str | Path = BANK) -> list[Question]:
+    """Read and validate the bank; a :class:`QuestionBankError` names the first question and rule broken."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise QuestionBankError(f"cannot read the question bank {path}: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("questions"), list):
+        raise QuestionBankError(f"{path}: expected a mapping with a 'questions' list")
+    points = data.get("points") or {}
+    if set(points) != set(DIFFICULTIES) or not all(isinstance(p, int) and p > 0 for p in points.values()):
+        raise QuestionBankError(f"{path}: 'points' must give a positive integer for each of {DIFFICULTIES}")
+    questions = [_question(raw, i, points) for i, raw in enumerate(data["questions"], 1)]
+    validate_bank(questions)
+    return questions
+
+
+def _question(raw, position: int, points: dict) -> Question:
+    where = f"question #{position}"
+    if not isinstance(raw, dict):
+        raise QuestionBankError(f"{where}: expected a mapping")
+    where = f"question {raw.get('id', '#' + str(position))}"
+    missing = [f for f in FIELDS if raw.get(f) in (None, "", [], {})]
+    unknown = sorted(set(raw) - set(FIELDS))
+    if missing or unknown:
+        raise QuestionBankError(f"{where}: missing {missing or 'nothing'}, unknown {unknown or 'nothing'}")
+    if raw["id"] != f"q{position}":
+        raise QuestionBankError(f"{where}: ids run q1, q2, ... in order; expected q{position}")
+    if raw["difficulty"] not in DIFFICULTIES:
+        raise QuestionBankError(f"{where}: difficulty must be one of {DIFFICULTIES}, not {raw['difficulty']!r}")
+    if raw["topic"] not in TOPICS:
+        raise QuestionBankError(f"{where}: topic must be one of {TOPICS}, not {raw['topic']!r}")
+    if raw["origin"] not in ("seed", "new"):
+        raise QuestionBankError(f"{where}: origin must be 'seed' or 'new'")
+    options = {str(k): str(v).strip() for k, v in raw["options"].items()}
+    if tuple(options) != LETTERS or not all(options.values()):
+        raise QuestionBankError(f"{where}: options must be exactly {LETTERS}, in order, none empty")
+    if raw["answer"] not in LETTERS:
+        raise QuestionBankError(f"{where}: the answer must be one letter of {LETTERS} (exactly one correct option)")
+    wrong = [letter for letter in LETTERS if letter != raw["answer"]]
+    misconceptions = {str(k): str(v).strip() for k, v in raw["misconceptions"].items()}
+    if sorted(misconceptions) != wrong or not all(misconceptions.values()):
+        raise QuestionBankError(
+            f"{where}: give one misconception for every wrong option {wrong} and none for the answer "
+            f"{raw['answer']}; got {sorted(misconceptions)}")
+    if len(set(misconceptions.values())) != len(misconceptions):
+        raise QuestionBankError(f"{where}: two options share a misconception text; feedback could not tell them apart")
+    solution = raw["solution"]
+    if not isinstance(solution, list) or len(solution) < 2 or not all(isinstance(s, str) and s for s in solution):
+        raise QuestionBankError(f"{where}: solution must be a list of at least two steps")
+    return Question(id=raw["id"], origin=raw["origin"], topic=raw["topic"], difficulty=raw["difficulty"],
+                    question=str(raw["question"]).strip(), options=options, answer=raw["answer"],
+                    misconceptions=misconceptions, hint=str(raw["hint"]).strip(), solution=tuple(solution),
+                    points=points[raw["difficulty"]])
+
+
+def validate_bank(questions: list[Question]) -> None:
+    """The whole-bank rules of the issue: ten questions, >= 3 per difficulty, the seed's five, every topic."""
+    if len(questions) != QUESTION_COUNT:
+        raise QuestionBankError(f"the bank must hold exactly {QUESTION_COUNT} questions, not {len(questions)}")
+    for level in DIFFICULTIES:
+        count = sum(q.difficulty == level for q in questions)
+        if count < MIN_PER_DIFFICULTY:
+            raise QuestionBankError(f"only {count} {level} question(s); at least {MIN_PER_DIFFICULTY} are needed")
+    seed = sum(q.origin == "seed" for q in questions)
+    if seed != 5:
+        raise QuestionBankError(f"the bank must keep the seed lesson's five questions, it has {seed}")
+    uncovered = sorted(set(REQUIRED_TOPICS) - {q.topic for q in questions})
+    if uncovered:
+        raise QuestionBankError(f"no question covers: {', '.join(uncovered)}")
+    if len({q.question for q in questions}) != len(questions):
+        raise QuestionBankError("two questions have the same text")
+
+
+# ----- notebook generation -----------------------------------------------------------------------------------
+
+def _nbgrader(grade_id: str, *, grade=False, solution=False, locked=False, points=None) -> dict:
+    meta = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": 3, "solution": solution,
+            "task": False}
+    if grade:
+        meta["points"] = points
+    return {"nbgrader": meta}
+
+
+def _question_markdown(q: Question) -> str:
+    plural = "point" if q.points == 1 else "points"
+    lines = [f"### Question {q.number} · {q.difficulty} · {q.points} {plural}",
+             f"*Topic: {TOPIC_TITLES[q.topic]}*", "", q.question, ""]
+    lines += [f"- **{letter}.** {text}" for letter, text in q.options.items()]
+    lines += ["", f'Answer in the next cell: `{q.id} = "A"`, `"B"`, `"C"` or `"D"`.']
+    return "\n".join(lines)
+
+
+def _answer_source(q: Question) -> str:
+    return "\n".join([
+        "### BEGIN SOLUTION",
+        f"{q.id} = {q.answer!r}",
+        "### END SOLUTION",
+        "### BEGIN STUB",
+        f'# {q.id} = ...  # replace ... with "A", "B", "C" or "D"',
+        "### END STUB",
+    ])
+
+
+def _test_source(q: Question) -> str:
+    wrong = "\n".join(f"    {letter!r}: {text!r}," for letter, text in q.misconceptions.items())
+    steps = "\n".join(f"# {i}. {step}" for i, step in enumerate(q.solution, 1))
+    return "\n".join([
+        f"# Checks only the format of your answer; correctness is checked when your work is graded.",
+        f"assert {q.id} in {LETTERS!r}, (",
+        f'    f"Set {q.id} to one of the letters \\"A\\", \\"B\\", \\"C\\" or \\"D\\" (with quotes), not {{{q.id}!r}}.")',
+        "### BEGIN HIDDEN TESTS",
+        f"# Solution to question {q.number}:",
+        steps,
+        f"_why_not_{q.id} = {{",
+        wrong,
+        "}",
+        f"assert {q.id} == {q.answer!r}, (",
+        f'    f"Question {q.number}: {{{q.id}}} is not the best answer. Misconception: {{_why_not_{q.id}[{q.id}]}} "',
+        f"    {('Hint: ' + q.hint)!r})",
+        "### END HIDDEN TESTS",
+    ])
+
+
+INTRO = """# Practice questions: why MLOps bridges ML research and production
+
+Ten questions across easy, medium and hard, on tracking, reproducible runs, model versions, serving, monitoring and
+automation. The first five are the seed lesson's practice questions.
+
+**How to answer.** Each question is followed by an answer cell: replace `...` by one capital letter in quotes, e.g.
+`q1 = "B"`, and run the cell. The cell after it checks only the *format* of your answer (it passes for any of
+`"A"`–`"D"`); whether the answer is right is checked when your work is graded, and the feedback then explains every
+point you lost: which misconception the option you chose stands for, and a hint.
+
+**Before you submit:** *Kernel → Restart Kernel and Run All Cells*, then press **Validate** in the notebook toolbar
+(or run `nbgrader validate practice_questions.ipynb`).
+
+Points: easy 1, medium 2, hard 3."""
+
+OUTRO = """## Done
+
+Restart and run all cells, press **Validate**, then submit (`nbgrader submit practice_questions --course mlops-bridge`,
+or the Assignments tab). The lessons in `notebooks/` show each idea running for real: tracking
+(`01_experiment_tracking`), reproducible runs (`02_reproducible_runs`) and the rest."""
+
+
+def build_notebook(questions: list[Question]):
+    """The practice-questions source notebook (instructor version), with stable cell ids."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    cells = [new_markdown_cell(INTRO, id="intro")]
+    for q in questions:
+        cells.append(new_markdown_cell(_question_markdown(q), id=f"{q.id}-question",
+                                       metadata=_nbgrader(f"{q.id}_question", locked=True)))
+        cells.append(new_code_cell(_answer_source(q), id=f"{q.id}-answer",
+                                   metadata=_nbgrader(f"{q.id}_answer", solution=True)))
+        cells.append(new_code_cell(_test_source(q), id=f"{q.id}-check",
+                                   metadata=_nbgrader(f"{q.id}_check", grade=True, locked=True, points=q.points)))
+    cells.append(new_markdown_cell(OUTRO, id="outro"))
+    nb = new_notebook(cells=cells, metadata={
+        "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    })
+    nbformat.validate(nb)
+    return nb
+
+
+def render(questions: list[Question]) -> str:
+    import nbformat
+
+    return nbformat.writes(build_notebook(questions)) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m autograder.questions",
+        description="Validate the practice-questions bank (autograder/question_bank.yaml) and generate the nbgrader "
+        "source notebook from it. Edit the bank, then run this; never edit the generated notebook by hand.")
+    parser.add_argument("--bank", type=Path, default=BANK, help="the question bank (default: %(default)s)")
+    parser.add_argument("--output", type=Path, default=NOTEBOOK, help="the notebook to write (default: %(default)s)")
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 if --output differs from what the bank generates")
+    args = parser.parse_args(argv)
+    try:
+        questions = load_bank(args.bank)
+    except QuestionBankError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    text = render(questions)
+    total = sum(q.points for q in questions)
+    summary = ", ".join(f"{sum(q.difficulty == d for q in questions)} {d}" for d in DIFFICULTIES)
+    if args.check:
+        current = args.output.read_text(encoding="utf-8") if args.output.exists() else None
+        if current is None or json.loads(current) != json.loads(text):
+            print(f"{args.output} is out of date: run python -m autograder.questions", file=sys.stderr)
+            return 1
+        print(f"{args.output} is up to date ({len(questions)} questions: {summary}; {total} points)")
+        return 0
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text, encoding="utf-8")
+    print(f"wrote {args.output} ({len(questions)} questions: {summary}; {total} points)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
