@@ -1,0 +1,409 @@
+"""Grade every submission of an assignment: sandboxed, in parallel (local processes or Dask), a status for each.
+
+    python -m autograder grade ps1                       # all students, as many workers as cores, sandboxed
+    python -m autograder grade ps1 --student bitdiddle   # one student (repeat --student for more)
+    python -m autograder grade ps1 --json                # a JSON list on stdout: student_id, status, score, ...
+    python -m autograder grade ps1 --scheduler tcp://10.0.0.5:8786   # the same work on a Dask cluster
+
+Run it from an nbgrader course directory (the folder holding nbgrader_config.py) after the assignment was generated
+(``nbgrader generate_assignment`` or ``python -m autograder release``) and submissions collected into
+``submitted/<student>/<assignment>/``. It does what ``nbgrader autograde`` does, with the same scores on honest
+submissions, and writes the same places: ``autograded/<student>/<assignment>/`` and the gradebook (so
+``nbgrader export``, ``nbgrader generate_feedback`` and formgrader keep working). Differences:
+
+* Student code never runs in this process: each submission is a self-contained job (``autograder.job.GradeJob``)
+  graded by ``autograder.unit.grade_job`` in a bubblewrap sandbox with time, memory, process and output limits,
+  on ``--workers`` local processes or on a Dask cluster. Only this process reads the gradebook and writes it.
+* Every submission gets a status (ok, timeout, kernel_died, invalid_notebook, resource_limit, missing, error) with
+  a short reason; one bad submission never stops the batch. Statuses are also written to
+  ``autograded/<assignment>.status.json`` (read by ``report``): nbgrader's gradebook has no place for them.
+* Submissions are always re-graded (nbgrader's ``--force``); a student in the gradebook with no submission is
+  reported ``missing`` (and nothing is written for them).
+* A notebook that could not be executed at all (invalid, or a grader error) gets 0 points *flagged for manual
+  grading* in the gradebook, so formgrader shows it to a human instead of a silent 0.0.
+
+Exit code: 0 when every submission got a status (even bad ones); 2 for instructor-side problems (no course
+directory or gradebook, unknown assignment or student, bubblewrap missing without --no-sandbox, unreachable
+scheduler).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from .exceptions import AutograderError, GradebookError, UnknownAssignmentError
+from .job import STATUSES, GradeJob, GradeResult, Limits, NotebookResult
+
+HELP = "grade every submission of an assignment (sandboxed, parallel, a status for each)"
+
+STATUS_FILE = "{assignment}.status.json"
+
+
+# ----------------------------------------------------------------------------------------------- CLI protocol
+def add_arguments(parser) -> None:
+    defaults = Limits()
+    parser.add_argument("assignment", metavar="ASSIGNMENT", help="the assignment to grade, e.g. ps1")
+    parser.add_argument("--student", action="append", dest="students", metavar="ID",
+                        help="grade only this student (repeatable); default: every student in the gradebook "
+                             "or in submitted/")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="local worker processes grading in parallel (default: the machine's cores)")
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="run the jobs on a Dask distributed cluster, e.g. tcp://127.0.0.1:8786 "
+                            "(workers need this package installed, not the course directory)")
+    parser.add_argument("--no-sandbox", action="store_true",
+                        help="run student code WITHOUT the bubblewrap sandbox (only when bubblewrap is not "
+                             "available and you trust the submissions); required to grade without bubblewrap")
+    parser.add_argument("--cell-timeout", type=float, default=defaults.cell_timeout, metavar="SECONDS",
+                        help="wall time one cell may run (default: %(default)s)")
+    parser.add_argument("--timeout", type=float, default=defaults.notebook_timeout, metavar="SECONDS",
+                        help="wall time one notebook may run (default: %(default)s)")
+    parser.add_argument("--memory", type=int, default=defaults.memory_mb, metavar="MB",
+                        help="memory (address space) of one kernel (default: %(default)s)")
+    parser.add_argument("--max-processes", type=int, default=defaults.max_processes, metavar="N",
+                        help="processes one kernel may have (default: %(default)s)")
+    parser.add_argument("--max-output", type=int, default=defaults.max_output_bytes, metavar="BYTES",
+                        help="output kept per notebook, beyond it outputs are truncated (default: %(default)s)")
+    parser.add_argument("--json", action="store_true",
+                        help="print a JSON list on stdout: one object per student with student_id, status, score, "
+                             "max_score, reason (progress and per-student lines always go to stderr)")
+    parser.add_argument("--course-dir", metavar="PATH", default=None,
+                        help="the course directory (default: the nearest folder holding nbgrader_config.py)")
+
+
+def run(args) -> int:
+    limits = Limits(cell_timeout=args.cell_timeout, notebook_timeout=args.timeout, memory_mb=args.memory,
+                    max_processes=args.max_processes, max_output_bytes=args.max_output)
+    for name, value in (("--workers", args.workers), ("--memory", args.memory), ("--max-processes",
+                        args.max_processes), ("--max-output", args.max_output)):
+        if value is not None and value < 1:
+            raise AutograderError(f"{name} must be at least 1 (got {value})")
+    if args.cell_timeout <= 0 or args.timeout <= 0:
+        raise AutograderError("--cell-timeout and --timeout must be positive")
+    results = grade_assignment(args.assignment, root=args.course_dir, students=args.students,
+                               workers=args.workers, scheduler=args.scheduler, limits=limits,
+                               sandbox=not args.no_sandbox)
+    if args.json:
+        json.dump([r.to_dict() for r in results], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    counts = {s: sum(r.status == s for r in results) for s in STATUSES}
+    print("graded {} submission(s): {}".format(
+        len(results), ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "none"), file=sys.stderr)
+    return 0 if all(r.status in STATUSES for r in results) else 1
+
+
+# ----------------------------------------------------------------------------------------------- Python API
+@dataclass
+class Course:
+    """What the grading process knows about the course: its root, nbgrader config, CourseDirectory and gradebook."""
+
+    root: Path
+    config: object
+    coursedir: object
+    db_url: str = field(init=False)
+
+    def __post_init__(self):
+        self.db_url = self.coursedir.db_url
+
+    @classmethod
+    def open(cls, root: str | os.PathLike | None = None) -> "Course":
+        from nbgrader.coursedir import CourseDirectory
+
+        from .course import ensure_venv_on_path, find_course_root, load_config
+
+        ensure_venv_on_path()  # nbgrader's gradebook code needs alembic on PATH
+        root = find_course_root(root)
+        config = load_config(root)
+        return cls(root=root, config=config, coursedir=CourseDirectory(config=config))
+
+    def path(self, folder: str, student: str | None, assignment: str) -> Path:
+        return Path(self.coursedir.format_path(folder, student or ".", assignment))
+
+    @property
+    def course_id(self) -> str:
+        return self.coursedir.course_id or ""
+
+    def status_file(self, assignment: str) -> Path:
+        return Path(self.coursedir.root) / self.coursedir.autograded_directory / STATUS_FILE.format(
+            assignment=assignment)
+
+
+def check_gradebook(course: Course, assignment: str) -> None:
+    """A clear instructor-side error unless the gradebook exists and holds the assignment's notebooks."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    url = course.db_url
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
+        raise GradebookError(f"no gradebook at {url[len('sqlite:///'):]}: generate the assignment first "
+                             f"(`python -m autograder release {assignment}` or "
+                             f"`nbgrader generate_assignment {assignment}`)")
+    with Gradebook(url, course.course_id or None) as gb:
+        try:
+            nbs = gb.find_assignment(assignment).notebooks
+        except MissingEntry:
+            known = ", ".join(a.name for a in gb.assignments) or "none"
+            raise UnknownAssignmentError(f"the gradebook has no assignment {assignment!r} (known: {known}); "
+                                         f"generate it first: `nbgrader generate_assignment {assignment}`") from None
+        if not nbs:
+            raise GradebookError(f"assignment {assignment!r} has no notebooks in the gradebook: run "
+                                 f"`nbgrader generate_assignment {assignment}` first")
+
+
+def find_students(course: Course, assignment: str, only: Iterable[str] | None = None) -> tuple[list[str], list[str]]:
+    """(students with a submission folder, students in the gradebook without one), sorted.
+
+    Students come from the gradebook *and* from ``submitted/*/<assignment>/`` (nbgrader creates unknown students
+    at autograde time; so do we). ``only`` restricts both lists; naming a student found in neither is an error.
+    """
+    from nbgrader.api import Gradebook
+
+    with Gradebook(course.db_url, course.course_id or None) as gb:
+        known = {s.id for s in gb.students}
+    submitted_root = Path(course.coursedir.root) / course.coursedir.submitted_directory
+    with_folder = {p.name for p in submitted_root.glob("*") if (p / assignment).is_dir() and not p.is_symlink()}
+    if only:
+        only = list(dict.fromkeys(only))
+        unknown = [s for s in only if s not in known and s not in with_folder]
+        if unknown:
+            raise AutograderError(f"no such student for {assignment!r}: {', '.join(unknown)} "
+                                  "(neither in the gradebook nor in submitted/)")
+        known &= set(only)
+        with_folder &= set(only)
+    return sorted(with_folder), sorted(known - with_folder)
+
+
+def _ignored(course: Course, relpath: str) -> bool:
+    ignore = list(course.coursedir.ignore) + [".ipynb_checkpoints", "__pycache__"]
+    return any(fnmatch.fnmatch(part, pattern) for part in relpath.split("/") for pattern in ignore)
+
+
+def _read_tree(folder: Path, course: Course) -> dict[str, bytes]:
+    """Regular files under ``folder`` (relative POSIX path -> bytes). Symlinks are skipped: a submission could
+    otherwise smuggle in a link to ``gradebook.db`` or ``source/`` and have the grader read it for the sandbox."""
+    files = {}
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        for name in filenames:
+            path = Path(dirpath) / name
+            rel = path.relative_to(folder).as_posix()
+            if path.is_symlink() or not path.is_file() or _ignored(course, rel):
+                continue
+            files[rel] = path.read_bytes()
+    return files
+
+
+def build_job(course: Course, assignment: str, student: str, specs, limits: Limits, sandbox: bool) -> GradeJob:
+    """The self-contained job for one student's submission (read in the grading process only).
+
+    Like ``nbgrader autograde``: the spec'd notebooks come from ``submitted/<student>/<assignment>/``; other files
+    are the student's, overwritten by the instructor's versions of every non-notebook file of
+    ``source/<assignment>/`` (data files, images) unless ``Autograde.exclude_overwriting`` keeps the student's.
+    """
+    folder = course.path(course.coursedir.submitted_directory, student, assignment)
+    names = {spec.filename for spec in specs}
+    notebooks: dict[str, bytes | None] = {}
+    for name in sorted(names):
+        path = folder / name
+        notebooks[name] = path.read_bytes() if path.is_file() and not path.is_symlink() else None
+    files = {rel: data for rel, data in _read_tree(folder, course).items()
+             if not rel.endswith(".ipynb") and rel != "timestamp.txt"}
+    source = course.path(course.coursedir.source_directory, None, assignment)
+    keep = set(course.config.get("Autograde", {}).get("exclude_overwriting", {}).get(assignment, []))
+    if source.is_dir():
+        files.update({rel: data for rel, data in _read_tree(source, course).items()
+                      if not rel.endswith(".ipynb") and rel not in keep})
+    return GradeJob(course_id=course.course_id, assignment=assignment, student_id=student, notebooks=notebooks,
+                    specs=tuple(specs), files=files, limits=limits, sandbox=sandbox)
+
+
+def error_result(job: GradeJob, reason: str, seconds: float = 0.0) -> GradeResult:
+    """A status ``error`` for a job the engine (not the student) failed on."""
+    max_score = float(sum(spec.max_score for spec in job.specs))
+    return GradeResult(student_id=job.student_id, status="error", reason=reason[:500], notebooks=[],
+                       seconds=seconds, score=0.0, max_score=max_score)
+
+
+def missing_result(student: str, specs) -> GradeResult:
+    notebooks = [NotebookResult(name=s.name, status="missing", reason="not submitted", graded=None,
+                                scores={c.grade_id: (0.0, c.points or 0.0) for c in s.cells
+                                        if c.kind in ("autograder-test", "manual-answer", "task")})
+                 for s in specs]
+    return GradeResult(student_id=student, status="missing", reason="no submission", notebooks=notebooks,
+                       seconds=0.0, score=0.0, max_score=float(sum(s.max_score for s in specs)))
+
+
+def record(course: Course, job: GradeJob, result: GradeResult) -> None:
+    """Write one result the way ``nbgrader autograde`` does: autograded files, submission, grades, late penalty.
+
+    Grades are saved by nbgrader's own ``SaveAutoGrades`` and ``AssignLatePenalties`` preprocessors run on the
+    graded notebook, in this process: the scores, "needs manual grade" flags and "No response." comments are
+    exactly nbgrader's. Student code never runs here (those preprocessors only read cell metadata and outputs).
+    """
+    import shutil
+
+    import nbformat
+    from nbgrader.api import Gradebook
+    from nbgrader.preprocessors import AssignLatePenalties, SaveAutoGrades
+
+    assignment, student = job.assignment, job.student_id
+    submitted = course.path(course.coursedir.submitted_directory, student, assignment)
+    timestamp = course.coursedir.get_existing_timestamp(str(submitted))
+    with Gradebook(course.db_url, course.course_id or None) as gb, warnings.catch_warnings():
+        # nbgrader's update_or_create_submission trips SQLAlchemy autoflush warnings ("not in session"); they are
+        # nbgrader's own (plain autograde prints them too) and harmless.
+        warnings.simplefilter("ignore", category=Warning)
+        gb.update_or_create_student(student)
+        if timestamp:
+            gb.update_or_create_submission(assignment, student, timestamp=timestamp)
+        else:
+            gb.update_or_create_submission(assignment, student)
+
+    dest = course.path(course.coursedir.autograded_directory, student, assignment)
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for rel, data in job.files.items():
+        target = (dest / rel).resolve()
+        if dest.resolve() not in target.parents:  # a relative path must stay inside the student's folder
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    if (submitted / "timestamp.txt").is_file() and not (submitted / "timestamp.txt").is_symlink():
+        shutil.copyfile(submitted / "timestamp.txt", dest / "timestamp.txt")
+
+    by_name = {nb.name: nb for nb in result.notebooks}
+    for spec in job.specs:
+        nbres = by_name.get(spec.name)
+        resources = {"nbgrader": {"notebook": spec.name, "assignment": assignment, "student": student,
+                                  "db_url": course.db_url}}
+        if nbres is not None and nbres.graded is not None:
+            (dest / spec.filename).write_bytes(nbres.graded)
+            nb = nbformat.reads(nbres.graded.decode("utf-8"), as_version=nbformat.NO_CONVERT)
+            nb, resources = SaveAutoGrades(config=course.config).preprocess(nb, resources)
+            AssignLatePenalties(config=course.config).preprocess(nb, resources)
+        else:
+            # Nothing executed: 0 points. nbgrader's own rule for a missing notebook is 0 without review; anything
+            # else (unreadable notebook, grader error) is flagged for manual grading so a human sees it.
+            missing = nbres is not None and nbres.status == "missing"
+            with Gradebook(course.db_url, course.course_id or None) as gb:
+                notebook = gb.find_submission_notebook(spec.name, assignment, student)
+                for grade in notebook.grades:
+                    grade.auto_score = 0
+                    grade.needs_manual_grade = not missing
+                gb.db.commit()
+
+
+def write_statuses(course: Course, assignment: str, results: list[GradeResult]) -> Path:
+    """Merge ``results`` into ``autograded/<assignment>.status.json`` (what ``report`` reads).
+
+    Format: ``{"assignment": ..., "students": {student_id: {"status", "reason", "score", "max_score", "seconds",
+    "graded_at", "notebooks": {name: {"status", "reason"}}}}}``. Grading a subset keeps the others' entries.
+    """
+    path = course.status_file(assignment)
+    data = {"assignment": assignment, "students": {}}
+    if path.is_file():
+        try:
+            data = json.loads(path.read_text())
+        except ValueError:
+            pass
+    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    for r in results:
+        data["students"][r.student_id] = {
+            "status": r.status, "reason": r.reason, "score": r.score, "max_score": r.max_score,
+            "seconds": round(r.seconds, 3), "graded_at": now,
+            "notebooks": {nb.name: {"status": nb.status, "reason": nb.reason} for nb in r.notebooks}}
+    data["students"] = dict(sorted(data["students"].items()))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_statuses(course_or_root, assignment: str) -> dict[str, dict]:
+    """student_id -> status entry, from the file :func:`write_statuses` wrote ({} when there is none)."""
+    course = course_or_root if isinstance(course_or_root, Course) else Course.open(course_or_root)
+    path = course.status_file(assignment)
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text()).get("students", {})
+
+
+def _default_grade_fn() -> Callable[[GradeJob], GradeResult]:
+    from .unit import grade_job
+
+    return grade_job
+
+
+def grade_assignment(assignment: str, *, root=None, students=None, workers: int | None = None,
+                     scheduler=None, limits: Limits | None = None, sandbox: bool = True,
+                     grade_fn: Callable[[GradeJob], GradeResult] | None = None,
+                     progress: bool = True) -> list[GradeResult]:
+    """Grade ``assignment`` in the course at ``root`` and record everything; return one result per student.
+
+    ``scheduler`` (an address or a Dask cluster object) selects the Dask engine, else ``workers`` local processes.
+    ``grade_fn`` is the unit of work (default ``autograder.unit.grade_job``); it must be importable by the workers.
+    Raises :class:`~autograder.exceptions.AutograderError` only for instructor-side problems, before grading.
+    """
+    from tqdm import tqdm
+
+    from .engines import get_engine
+    from .job import specs_from_gradebook
+
+    limits = limits or Limits()
+    course = Course.open(root)
+    if sandbox:
+        _require_sandbox()
+    check_gradebook(course, assignment)
+    specs = specs_from_gradebook(course.db_url, assignment)
+    submitted, missing = find_students(course, assignment, students)
+    grade_fn = grade_fn or _default_grade_fn()
+
+    results = [missing_result(s, specs) for s in missing]
+    jobs = [build_job(course, assignment, s, specs, limits, sandbox) for s in submitted]
+    engine = get_engine("dask", scheduler=scheduler) if scheduler else get_engine("local", workers=workers)
+    bar = tqdm(total=len(jobs), desc=f"grading {assignment}", unit="submission", file=sys.stderr,
+               disable=not progress or not jobs)
+    for r in results:
+        bar.write(f"{r.student_id}: missing ({r.reason})", file=sys.stderr)
+    with engine:
+        for outcome in engine.map(grade_fn, jobs):
+            job = outcome.job
+            result = outcome.result
+            if outcome.error is not None or not isinstance(result, GradeResult):
+                why = outcome.error if outcome.error is not None else f"grader returned {type(result).__name__}"
+                result = error_result(job, f"grader failed: {type(why).__name__}: {why}"
+                                      if isinstance(why, BaseException) else str(why))
+            try:
+                record(course, job, result)
+            except Exception as exc:  # noqa: BLE001 - one unrecordable result must not stop the batch
+                result = error_result(job, f"could not record the result: {type(exc).__name__}: {exc}",
+                                      result.seconds)
+                try:
+                    record(course, job, result)
+                except Exception:  # noqa: BLE001 - the status file below still says error
+                    pass
+            results.append(result)
+            bar.update(1)
+            bar.write(f"{result.student_id}: {result.status} {result.score:g}/{result.max_score:g}"
+                      f" ({result.seconds:.1f} s){' - ' + result.reason if result.reason else ''}",
+                      file=sys.stderr)
+    bar.close()
+    results.sort(key=lambda r: r.student_id)
+    write_statuses(course, assignment, results)
+    return results
+
+
+def _require_sandbox() -> None:
+    """Refuse to grade sandboxed when bubblewrap cannot run (D1's check; its message says what to do)."""
+    from . import sandbox
+
+    sandbox.check_sandbox()
