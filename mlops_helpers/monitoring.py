@@ -85,7 +85,7 @@ def simulate_traffic(n_batches: int = 20, batch_size: int = 100, *, drift_start:
 
     Every batch resamples iris flowers with a little measurement noise. From ``drift_start`` on:
     - feature drift: the petal measurements read ``drift_strength`` standard deviations too high
-      (think of a re-calibrated measuring device), growing over three batches;
+      (think of a re-calibrated measuring device);
     - label shift: a fraction ``label_shift`` of the traffic is replaced by virginica flowers (a new
       supplier), so the prediction distribution moves too.
     The true species are kept, so the model's accuracy really drops.
@@ -103,9 +103,8 @@ def simulate_traffic(n_batches: int = 20, batch_size: int = 100, *, drift_start:
             rows.iloc[:n_shift] = virginica.iloc[rng.integers(0, len(virginica), n_shift)].to_numpy()
         X = rows[FEATURE_NAMES].astype(float) + rng.normal(0, noise, (batch_size, len(FEATURE_NAMES))) * std.to_numpy()
         if drifted:
-            ramp = min(1.0, (b - drift_start + 1) / 3)
             for name in ("petal_length", "petal_width"):
-                X[name] += drift_strength * ramp * std[name]
+                X[name] += drift_strength * std[name]
         batches.append(Batch(b, X, rows[TARGET].astype(int), drifted))
     return batches
 
@@ -121,18 +120,30 @@ class Thresholds:
 
 @dataclass
 class BatchReport:
-    """What monitoring computed for one batch, and the alerts it raised."""
+    """What monitoring knows about one batch, and the alerts it raised.
+
+    Drift and the prediction distribution are known as soon as the batch is predicted; accuracy only
+    once its labels arrive (:meth:`add_labels`), usually a few batches later.
+    """
 
     index: int
-    accuracy: float
+    predictions: np.ndarray
     prediction_share: dict[str, float]
     drift: list[FeatureDrift]
     alerts: list[str] = field(default_factory=list)
+    accuracy: float | None = None
 
-    def metrics(self) -> dict[str, float]:
-        """Flat metric dict for ``mlflow.log_metrics(report.metrics(), step=report.index)``."""
-        out = {"accuracy": self.accuracy, "n_drifted_features": float(sum(d.drifted for d in self.drift)),
-               "alert": float(bool(self.alerts))}
+    def add_labels(self, y_true, thresholds: Thresholds = Thresholds()) -> float:
+        """The late labels arrived: compute accuracy, alert if it is below the threshold; returns it."""
+        self.accuracy = float(np.mean(self.predictions == np.asarray(y_true).astype(int)))
+        if self.accuracy < thresholds.min_accuracy:
+            self.alerts.append(f"accuracy {self.accuracy:.2f} < {thresholds.min_accuracy}")
+        return self.accuracy
+
+    def drift_metrics(self) -> dict[str, float]:
+        """Metrics known at prediction time, flat, for ``mlflow.log_metrics(..., step=report.index)``."""
+        out = {"n_drifted_features": float(sum(d.drifted for d in self.drift)),
+               "drift_alert": float(any(d.drifted for d in self.drift))}
         out.update({f"pred_share_{k}": v for k, v in self.prediction_share.items()})
         for d in self.drift:
             out[f"psi_{d.feature}"] = d.psi
@@ -140,22 +151,26 @@ class BatchReport:
         return out
 
 
-def monitor_batch(model, reference: pd.DataFrame, batch: Batch, thresholds: Thresholds = Thresholds(),
+def monitor_batch(model, reference: pd.DataFrame, X: pd.DataFrame, index: int, thresholds: Thresholds = Thresholds(),
                   class_names=("setosa", "versicolor", "virginica")) -> BatchReport:
-    """Predict one batch and turn drift and accuracy into alerts."""
-    predictions = np.asarray(model.predict(batch.X)).astype(int)
-    accuracy = float(np.mean(predictions == batch.y.to_numpy()))
+    """Predict one batch; turn feature drift into alerts. Accuracy waits for :meth:`BatchReport.add_labels`."""
+    predictions = np.asarray(model.predict(X)).astype(int)
     share = {name: float(np.mean(predictions == i)) for i, name in enumerate(class_names)}
-    drift = feature_drift(reference, batch.X, alpha=thresholds.alpha, psi_threshold=thresholds.psi)
+    drift = feature_drift(reference, X, alpha=thresholds.alpha, psi_threshold=thresholds.psi)
     alerts = [f"drift in {d.feature} (KS p={d.p_value:.1e}, PSI={d.psi:.2f})" for d in drift if d.drifted]
-    if accuracy < thresholds.min_accuracy:
-        alerts.append(f"accuracy {accuracy:.2f} < {thresholds.min_accuracy}")
-    return BatchReport(batch.index, accuracy, share, drift, alerts)
+    return BatchReport(index, predictions, share, drift, alerts)
 
 
 def first_alert(reports: list[BatchReport]) -> int | None:
     """Index of the first batch that raised an alert, or None."""
     return next((r.index for r in reports if r.alerts), None)
+
+
+def retrain_due(reports: list[BatchReport], window: int = 3) -> bool:
+    """Retrain once an alert was raised and ``window`` labelled batches since then can be learnt from."""
+    alert = first_alert(reports)
+    labelled = [r for r in reports if r.accuracy is not None and alert is not None and r.index >= alert]
+    return len(labelled) >= window
 
 
 def recent_data(batches: list[Batch], upto: int, window: int = 3) -> tuple[pd.DataFrame, pd.Series]:
@@ -170,7 +185,8 @@ def plot_history(reports: list[BatchReport], drift_start: int | None = None, ret
 
     steps = [r.index for r in reports]
     fig, axes = plt.subplots(3, 1, figsize=(8, 8), sharex=True)
-    axes[0].plot(steps, [r.accuracy for r in reports], marker="o")
+    labelled = [r for r in reports if r.accuracy is not None]
+    axes[0].plot([r.index for r in labelled], [r.accuracy for r in labelled], marker="o")
     axes[0].set_ylabel("accuracy")
     for name in FEATURE_NAMES:
         axes[1].plot(steps, [next(d.psi for d in r.drift if d.feature == name) for r in reports], label=name)

@@ -38,33 +38,56 @@ def test_traffic_is_reproducible_and_drift_starts_where_asked():
     assert a[5].X["petal_length"].mean() > a[0].X["petal_length"].mean() + 0.5
 
 
+def _monitor(model, reference, batches):
+    reports = []
+    for b in batches:
+        reports.append(m.monitor_batch(model, reference, b.X, b.index))
+        reports[-1].add_labels(b.y)
+    return reports
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_no_alert_without_drift(model_and_reference, seed):
     model, reference = model_and_reference
-    reports = [m.monitor_batch(model, reference, b) for b in m.simulate_traffic(20, 100, drift_start=99, random_state=seed)]
+    reports = _monitor(model, reference, m.simulate_traffic(20, 100, drift_start=99, random_state=seed))
     assert m.first_alert(reports) is None
     assert min(r.accuracy for r in reports) >= m.Thresholds().min_accuracy
+    assert not m.retrain_due(reports)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_alert_at_the_drift_onset_under_a_strong_shift(model_and_reference, seed):
     model, reference = model_and_reference
     batches = m.simulate_traffic(16, 100, drift_start=8, drift_strength=1.0, random_state=seed)
-    reports = [m.monitor_batch(model, reference, b) for b in batches]
-    assert m.first_alert(reports) == 8
+    reports = [m.monitor_batch(model, reference, b.X, b.index) for b in batches]
+    assert m.first_alert(reports) == 8  # drift alone: no labels needed
     drifted = {d.feature for d in reports[10].drift if d.drifted}
     assert {"petal_length", "petal_width"} <= drifted
-    assert reports[-1].accuracy < reports[0].accuracy - 0.1
+    assert reports[-1].add_labels(batches[-1].y) < reports[0].add_labels(batches[0].y) - 0.1
+    assert any(a.startswith("accuracy") for a in reports[-1].alerts)
 
 
 def test_report_metrics_are_flat_and_loggable(model_and_reference):
     model, reference = model_and_reference
-    report = m.monitor_batch(model, reference, m.simulate_traffic(1, 80, drift_start=0, random_state=3)[0])
-    metrics = report.metrics()
-    assert set(metrics) >= {"accuracy", "alert", "n_drifted_features", "pred_share_virginica"}
+    batch = m.simulate_traffic(1, 80, drift_start=0, random_state=3)[0]
+    report = m.monitor_batch(model, reference, batch.X, batch.index)
+    assert report.accuracy is None
+    metrics = report.drift_metrics()
+    assert set(metrics) >= {"drift_alert", "n_drifted_features", "pred_share_virginica"}
     assert {f"psi_{f}" for f in FEATURE_NAMES} <= set(metrics)
     assert all(isinstance(v, float) for v in metrics.values())
     assert sum(v for k, v in metrics.items() if k.startswith("pred_share_")) == pytest.approx(1.0)
+
+
+def test_retrain_is_due_once_enough_labelled_batches_follow_the_alert(model_and_reference):
+    model, reference = model_and_reference
+    batches = m.simulate_traffic(12, 100, drift_start=5, random_state=0)
+    reports = [m.monitor_batch(model, reference, b.X, b.index) for b in batches]
+    for b in batches[:7]:
+        reports[b.index].add_labels(b.y)       # labels of batches 0..6 have arrived
+    assert not m.retrain_due(reports, window=3)  # alert at 5: only 5 and 6 labelled since
+    reports[7].add_labels(batches[7].y)
+    assert m.retrain_due(reports, window=3)
 
 
 def test_recent_data_takes_the_last_window():
@@ -79,7 +102,7 @@ def test_plot_history_marks_onset(model_and_reference):
 
     matplotlib.use("Agg")
     model, reference = model_and_reference
-    reports = [m.monitor_batch(model, reference, b) for b in m.simulate_traffic(6, 50, drift_start=3, random_state=0)]
+    reports = _monitor(model, reference, m.simulate_traffic(6, 50, drift_start=3, random_state=0))
     fig = m.plot_history(reports, drift_start=3, retrained_at=4)
     assert len(fig.axes) == 3
     assert any(line.get_label() == "drift onset" for line in fig.axes[0].get_lines())
