@@ -1,0 +1,79 @@
+"""Small plumbing for lessons 00–02: paths, commands and log parsing, kept out of the lesson cells.
+
+The lessons still make the MLflow calls they teach themselves (``mlflow.start_run``, ``mlflow.search_runs``,
+``mlflow run``...); these helpers only answer questions like "where is the repository root?" or "which
+run ID did that command print?".
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import sys
+from pathlib import Path
+
+from .exceptions import ProjectError
+
+#: The line ``mlflow run`` prints when the project's command exited 0 (the seed lesson's expected output).
+SUCCEEDED = re.compile(r"=== Run \(ID '(?P<run_id>[0-9a-f]+)'\) succeeded ===")
+UI_PORT = 5001  # not 5000: macOS AirPlay holds 5000, and lesson 04 serves models on its own port
+
+
+def find_project_root(start: str | Path | None = None) -> Path:
+    """The folder holding ``MLproject``: ``start`` (default: the working directory) or one of its parents.
+
+    A lesson runs in ``notebooks/``, so this finds the repository root one level up. When the notebook
+    was copied elsewhere, the installed course package's own repository is used instead.
+    """
+    start = Path(start or Path.cwd()).resolve()
+    candidates = [start, *start.parents, Path(__file__).resolve().parents[1]]
+    for folder in candidates:
+        if (folder / "MLproject").is_file():
+            return folder
+    raise ProjectError(f"no MLproject file in {start} or its parents: run this lesson from the course repository")
+
+
+def absolute_tracking_uri(uri: str) -> str:
+    """``uri`` with a relative sqlite path made absolute; other URIs unchanged.
+
+    ``sqlite:///mlflow.db`` means "mlflow.db in the current folder". Commands a lesson starts run in other
+    folders (``mlflow run`` runs the project's command in the project's root), so they must be given the
+    absolute path or they would open a different, empty store.
+    """
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        return uri
+    path = uri[len(prefix):]
+    if path.startswith("/") or path == ":memory:":
+        return uri
+    return prefix + str(Path(path).resolve())
+
+
+def ui_command(tracking_uri: str, port: int = UI_PORT) -> str:
+    """The exact ``mlflow ui`` command that shows ``tracking_uri``'s runs, on its own port, runnable from anywhere."""
+    uri = absolute_tracking_uri(tracking_uri)
+    return f"mlflow ui --backend-store-uri {shlex.quote(uri)} --port {int(port)}"
+
+
+def put_kernel_python_on_path() -> str:
+    """Put this kernel's Python folder first on ``PATH``; return that folder.
+
+    Commands the lessons start (``mlflow run``, and the MLproject's ``python -m mlops_helpers.train``) are
+    found on ``PATH``. A kernel started from the course's ``.venv`` does not always have ``.venv/bin`` there
+    (e.g. ``.venv/bin/python -m mlops_helpers.notebooks``), and another ``python`` would lack MLflow.
+    """
+    folder = str(Path(sys.executable).parent)
+    parts = os.environ.get("PATH", "").split(os.pathsep)
+    if parts[0] != folder:
+        os.environ["PATH"] = os.pathsep.join([folder, *[p for p in parts if p and p != folder]])
+    return folder
+
+
+def succeeded_run_id(log: str) -> str:
+    """The run ID in ``mlflow run``'s "=== Run (ID '...') succeeded ===" line; :class:`ProjectError` if absent."""
+    match = SUCCEEDED.search(log or "")
+    if not match:
+        tail = "\n".join((log or "").strip().splitlines()[-5:])
+        raise ProjectError(f"`mlflow run` did not report a succeeded run; its last lines were:\n{tail}")
+    return match.group("run_id")
