@@ -1,0 +1,203 @@
+"""Run a submission's Jupyter kernel in a bubblewrap sandbox with resource limits.
+
+What the sandboxed kernel gets (everything else of the machine is invisible to it):
+
+* read-only: ``/usr`` (with the usual ``/bin``, ``/lib*`` symlinks), a few ``/etc`` files fonts and time zones
+  need, the Python installation (``sys.base_prefix``) and the virtual environment (``sys.prefix``), and the
+  student-side package ``mlops_helpers`` (the lessons import it). NOT the course directory: no ``source/``,
+  ``release/``, ``gradebook.db``, other students' folders, nor the instructor's home (only the Python install
+  under it when Python lives there, e.g. pyenv).
+* read-write: one private scratch folder (bound at the same path inside, so the ``ipc`` sockets named in the
+  connection file are the same files on both sides) holding the notebook's working directory and ``$HOME``.
+* fresh ``/tmp`` (tmpfs), ``/proc``, ``/dev``; new network namespace (no interface but a down loopback: any
+  connection, even to 127.0.0.1, fails), new PID/IPC/UTS namespaces, a new session (no TIOCSTI on our tty), and
+  ``--die-with-parent`` (killing the grader kills the sandbox).
+* it runs as an unprivileged uid (``setpriv`` inside the sandbox, all capabilities dropped): as root the kernel
+  would ignore RLIMIT_NPROC, and a uid per grading process keeps concurrent submissions from sharing the count.
+* rlimits set with ``prlimit`` before bubblewrap starts: RLIMIT_AS (memory; a bomb gets MemoryError),
+  RLIMIT_NPROC (processes *and threads* of that uid: a fork bomb gets EAGAIN), RLIMIT_FSIZE (no disk bomb),
+  RLIMIT_CORE 0. Wall time per cell and per notebook and the output size are enforced by the client
+  (``autograder.unit``), which never waits on or buffers more than the limits allow.
+
+The kernel talks to the grader over ZeroMQ ``ipc`` sockets in the scratch folder: the only channel out.
+Without bubblewrap, :func:`check_sandbox` raises :class:`SandboxUnavailableError` with a clear message, and
+callers must refuse to grade unless the instructor explicitly passed ``--no-sandbox``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from jupyter_client.manager import AsyncKernelManager
+
+from .exceptions import SandboxUnavailableError
+
+#: /etc entries a Python kernel may read (fonts for matplotlib, time zone, mime types); all optional.
+ETC_FILES = ("/etc/fonts", "/etc/localtime", "/etc/mime.types", "/etc/ssl/certs", "/etc/matplotlibrc")
+#: First uid used for sandboxed kernels; a grading process uses SANDBOX_UID_BASE + (pid % SANDBOX_UID_SPAN).
+SANDBOX_UID_BASE = 200_000
+SANDBOX_UID_SPAN = 50_000
+#: Largest file the kernel may write (RLIMIT_FSIZE), bytes.
+MAX_FILE_BYTES = 256 * 1024 * 1024
+
+
+def check_sandbox() -> str:
+    """Return the path of ``bwrap`` if a working sandbox can be started here, else raise SandboxUnavailableError.
+
+    Checks that bubblewrap, prlimit and setpriv exist and that ``bwrap`` can actually create the namespaces
+    (it cannot, e.g., inside some containers). The grading CLI calls this before grading with the sandbox on.
+    """
+    missing = [tool for tool in ("bwrap", "prlimit", "setpriv") if shutil.which(tool) is None]
+    if missing:
+        raise SandboxUnavailableError(
+            f"cannot sandbox student code: {', '.join(missing)} not found. Install the Debian packages "
+            "`bubblewrap` and `util-linux` (apt-get install bubblewrap util-linux), or pass --no-sandbox to run "
+            "student code unsandboxed as your own user (only for code you trust).")
+    bwrap = shutil.which("bwrap")
+    probe = subprocess.run(
+        [bwrap, "--unshare-net", "--unshare-pid", "--die-with-parent", "--ro-bind", "/usr", "/usr",
+         "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+         "--proc", "/proc", "--dev", "/dev", "/bin/true"],
+        capture_output=True, text=True, timeout=30)
+    if probe.returncode != 0:
+        raise SandboxUnavailableError(
+            f"bubblewrap is installed but cannot create a sandbox here ({probe.stderr.strip() or probe.returncode}). "
+            "Grading needs user/network/PID namespaces (run as root or enable unprivileged user namespaces), "
+            "or pass --no-sandbox to run student code unsandboxed (only for code you trust).")
+    return bwrap
+
+
+_CHECKED: str | None = None
+
+
+def check_sandbox_cached() -> str:
+    """:func:`check_sandbox`, probed once per process (grading workers call it for every job)."""
+    global _CHECKED
+    if _CHECKED is None:
+        _CHECKED = check_sandbox()
+    return _CHECKED
+
+
+def sandbox_uid() -> int:
+    """The unprivileged uid this grading process runs kernels as (distinct per concurrent worker process)."""
+    return SANDBOX_UID_BASE + os.getpid() % SANDBOX_UID_SPAN
+
+
+def _package_dir(module: str) -> Path | None:
+    """Folder of an importable top-level package (e.g. an editable install outside site-packages), or None."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0]).resolve()
+
+
+def rlimit_args(memory_mb: int, max_processes: int | None) -> list[str]:
+    """``prlimit`` options for the kernel's limits (max_processes None: leave RLIMIT_NPROC alone)."""
+    args = ["prlimit", f"--as={memory_mb * 1024 * 1024}", f"--fsize={MAX_FILE_BYTES}", "--core=0"]
+    if max_processes is not None:
+        args.append(f"--nproc={max_processes}")
+    return args + ["--"]
+
+
+def bwrap_args(scratch: Path, workdir: Path, uid: int, extra_ro: tuple[Path, ...] = ()) -> list[str]:
+    """The bubblewrap command line (up to and including ``setpriv``) for a kernel confined to ``scratch``."""
+    scratch, workdir = Path(scratch).resolve(), Path(workdir).resolve()
+    ro = [Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), *extra_ro]
+    helpers = _package_dir("mlops_helpers")
+    if helpers is not None:
+        ro.append(helpers)
+    args = [shutil.which("bwrap") or "bwrap",
+            "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+            "--die-with-parent", "--new-session", "--hostname", "sandbox",
+            "--ro-bind", "/usr", "/usr",
+            "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
+            "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+            "--proc", "/proc", "--dev", "/dev",
+            # /tmp first: binds of anything under /tmp (the scratch usually is) must come after it.
+            "--tmpfs", "/tmp"]
+    for etc in ETC_FILES:
+        if os.path.exists(etc):
+            args += ["--ro-bind", etc, etc]
+    made: set[Path] = {Path("/"), Path("/usr"), Path("/tmp")}
+    for path in [*ro, scratch]:
+        # bwrap would create missing parents with mode 0700 (untraversable for the kernel's uid): make them 0755.
+        for parent in reversed(path.parents):
+            if parent not in made and not any(parent.is_relative_to(p) for p in (Path("/usr"),)):
+                args += ["--perms", "0755", "--dir", str(parent)]
+                made.add(parent)
+    for path in ro:
+        if str(path).startswith("/usr/"):
+            continue  # already visible through /usr
+        args += ["--ro-bind", str(path), str(path)]
+    args += ["--bind", str(scratch), str(scratch), "--chdir", str(workdir),
+             "--clearenv",
+             "--setenv", "PATH", f"{Path(sys.prefix) / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+             "--setenv", "HOME", str(scratch / "home"),
+             "--setenv", "IPYTHONDIR", str(scratch / "home" / ".ipython"),
+             "--setenv", "MPLCONFIGDIR", str(scratch / "home" / ".matplotlib"),
+             "--setenv", "MPLBACKEND", "agg",
+             "--setenv", "LANG", "C.UTF-8",
+             "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
+             # one BLAS thread: threads count against RLIMIT_NPROC and the grader already runs one kernel per core
+             "--setenv", "OPENBLAS_NUM_THREADS", "1", "--setenv", "OMP_NUM_THREADS", "1",
+             "--setenv", "MKL_NUM_THREADS", "1",
+             "--setenv", "MLFLOW_TRACKING_URI", f"sqlite:///{workdir / 'mlflow.db'}",
+             "--",
+             shutil.which("setpriv") or "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+             "--bounding-set=-all", "--inh-caps=-all", "--no-new-privs"]
+    return args
+
+
+def prepare_scratch(scratch: Path, uid: int | None) -> None:
+    """Create the scratch layout (work/, home/, ipc/) and give it to the sandbox uid."""
+    for sub in ("", "work", "home", "ipc"):
+        (scratch / sub).mkdir(parents=True, exist_ok=True)
+    if uid is not None:
+        for root, dirs, files in os.walk(scratch):
+            os.chown(root, uid, uid)
+            for name in files:
+                os.chown(os.path.join(root, name), uid, uid)
+        os.chmod(scratch, 0o700)
+
+
+class SandboxedKernelManager(AsyncKernelManager):
+    """A jupyter_client kernel manager whose kernel starts inside :func:`bwrap_args`'s sandbox.
+
+    jupyter_client's documented extension point for launching differently is ``_async_launch_kernel``: we wrap
+    the kernel command (``python -m ipykernel_launcher -f <connection file>``) with prlimit + bwrap + setpriv.
+    Use ``transport="ipc"`` and an ``ip`` (socket path prefix) inside the scratch folder: the network namespace
+    has no usable TCP. With ``sandbox=False`` only the memory/file rlimits are applied (RLIMIT_NPROC is not
+    enforced for root, so it is not pretended).
+    """
+
+    def __init__(self, *, scratch: Path, workdir: Path, memory_mb: int, max_processes: int,
+                 sandbox: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.scratch, self.workdir = Path(scratch), Path(workdir)
+        self.memory_mb, self.max_processes, self.use_sandbox = memory_mb, max_processes, sandbox
+        self.uid = sandbox_uid() if sandbox else None
+
+    async def _async_launch_kernel(self, kernel_cmd, **kw):
+        # No shared input history file: the kernel keeps history in memory only (nothing left in the scratch).
+        if not any(arg.startswith("--HistoryManager.hist_file") for arg in kernel_cmd):
+            kernel_cmd = [*kernel_cmd, "--HistoryManager.hist_file=:memory:"]
+        if self.use_sandbox:
+            if self.uid is not None:
+                os.chown(self.connection_file, self.uid, self.uid)
+            kernel_cmd = [*rlimit_args(self.memory_mb, self.max_processes),
+                          *bwrap_args(self.scratch, self.workdir, self.uid), *kernel_cmd]
+            kw.pop("cwd", None)
+        else:
+            kernel_cmd = [*rlimit_args(self.memory_mb, None), *kernel_cmd]
+            kw["cwd"] = str(self.workdir)
+            env = dict(kw.get("env") or os.environ)
+            env.update({"MPLBACKEND": "agg", "OPENBLAS_NUM_THREADS": "1",
+                        "MLFLOW_TRACKING_URI": f"sqlite:///{self.workdir / 'mlflow.db'}"})
+            kw["env"] = env
+        return await super()._async_launch_kernel(kernel_cmd, **kw)

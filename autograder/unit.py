@@ -1,0 +1,666 @@
+"""Grade ONE submission: :func:`grade_job` takes a :class:`~autograder.job.GradeJob`, returns a GradeResult.
+
+The steps are small classes with one job each, composed like nbgrader's converters compose its preprocessors
+(``nbgrader/converters/autograde.py``): read -> clear outputs -> repair ids -> restore cells -> execute
+(sandboxed, limited, hardened tests) -> limit output -> score. Every student-caused problem becomes a status
+with a short reason; only a bug of the grader itself ends as ``error``. Nothing here touches the gradebook or
+the course directory: the job carries the assignment's cell specs and the submitted bytes.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import atexit
+import builtins
+import json
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from .job import (GradeJob, GradeResult, Limits, NotebookResult, NotebookSpec, worst_status)
+
+GUARD_MODULE = "__autograder_guard__"
+MISSING_CELL_NOTE = "This cell (id:{grade_id}) was missing from the submission. It was added back by the grader.\n\n"
+
+
+class StepFailed(Exception):
+    """A step found a student-caused problem that ends this notebook's grading with ``status``."""
+
+    def __init__(self, status: str, reason: str):
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+@dataclass
+class Context:
+    """What the steps share for one notebook: its spec, the limits, notes for the reason, per-test verdicts."""
+
+    spec: NotebookSpec
+    limits: Limits
+    notes: list[str] = field(default_factory=list)
+    status: str = "ok"
+    verdicts: dict[str, tuple[bool, str]] = field(default_factory=dict)  # test grade_id -> (passed, message)
+
+    def worsen(self, status: str, note: str) -> None:
+        self.status = worst_status([self.status, status])
+        self.notes.append(note)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Steps before execution
+# ---------------------------------------------------------------------------------------------------------------
+class ReadNotebook:
+    """Bytes -> nbformat v4 notebook; unreadable JSON or a non-notebook is ``invalid_notebook``, never an exception."""
+
+    def __call__(self, raw: bytes, ctx: Context):
+        import nbformat
+
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise StepFailed("invalid_notebook", f"not valid JSON: {exc}") from None
+        if not isinstance(data, dict) or not isinstance(data.get("cells"), list) or "nbformat" not in data:
+            raise StepFailed("invalid_notebook", "JSON but not a notebook (no 'cells' list / 'nbformat')")
+        try:
+            # nbformat.reads logs (not raises) schema problems; RepairCellIds + validate() below decide.
+            return nbformat.reads(json.dumps(data), as_version=4)
+        except Exception as exc:  # noqa: BLE001 - any reader failure is the file's fault
+            raise StepFailed("invalid_notebook", f"unreadable notebook: {str(exc)[:200]}") from None
+
+
+class ClearOutputs:
+    """Drop the student's outputs and execution counts: only the grader's execution counts (nbgrader's ClearOutput)."""
+
+    def __call__(self, nb, ctx: Context):
+        from nbgrader.preprocessors import ClearOutput
+
+        nb, _ = ClearOutput().preprocess(nb, {})
+        return nb
+
+
+class RepairCellIds:
+    """Duplicated ids never stop anything (nbgrader #1941: one duplicated grade_id aborted the whole batch).
+
+    Duplicated nbgrader ``grade_id``: nbgrader's own ``DeduplicateIds`` (keeps the last cell with the id, strips the
+    nbgrader metadata of earlier copies). Duplicated or missing nbformat cell ``id``: new random ids (nbformat's
+    ``validate(repair_duplicate_cell_ids=...)`` is deprecated, and we want to record what was repaired).
+    """
+
+    def __call__(self, nb, ctx: Context):
+        from nbgrader.preprocessors import DeduplicateIds
+        from nbformat.corpus.words import generate_corpus_id
+
+        seen_grade_ids, dup = set(), set()
+        for cell in nb.cells:
+            gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+            if gid is not None:
+                (dup if gid in seen_grade_ids else seen_grade_ids).add(gid)
+        if dup:
+            nb, _ = DeduplicateIds().preprocess(nb, {})
+            ctx.notes.append(f"duplicated cell id(s) {', '.join(sorted(dup))} repaired")
+        seen = set()
+        for cell in nb.cells:
+            if nb.get("nbformat_minor", 0) < 5:  # cell ids exist from nbformat 4.5 on
+                cell.pop("id", None)
+                continue
+            if not isinstance(cell.get("id"), str) or cell["id"] in seen:
+                cell["id"] = generate_corpus_id()
+            seen.add(cell["id"])
+        import nbformat
+
+        try:
+            nbformat.validate(nb)
+        except nbformat.ValidationError as exc:
+            raise StepFailed("invalid_notebook", f"invalid notebook structure: {str(exc).splitlines()[0][:200]}") \
+                from None
+        return nb
+
+
+def _without_hidden_tests(source: str) -> str:
+    """The released version of a test cell: nbgrader's ClearHiddenTests removes the BEGIN/END HIDDEN TESTS block."""
+    import re
+
+    return re.sub(r"[ \t]*### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[ \t]*\n?", "", source, flags=re.S)
+
+
+def _set_cell_type(cell, cell_type: str) -> None:
+    """nbgrader's OverwriteCells.update_cell_type, without the gradebook."""
+    if cell.cell_type == cell_type:
+        return
+    cell.cell_type = cell_type
+    if cell_type == "code":
+        cell.outputs, cell.execution_count = [], None
+    else:
+        cell.pop("outputs", None)
+        cell.pop("execution_count", None)
+    cell.pop("attachments", None)
+
+
+class RestoreCells:
+    """Make every nbgrader cell match the instructor's spec: nbgrader's ``OverwriteCells`` + ``add_missing_cells``.
+
+    nbgrader's preprocessor cannot be reused as is: it opens the gradebook (``resources['nbgrader']['db_url']``),
+    which the unit must not touch (it may run on another machine). The rules, from the spec instead:
+    * a cell whose grade_id the spec does not know loses its nbgrader metadata (a student cannot invent points);
+    * each known cell gets back the spec's cell type, flags, points and checksum ("retyped" cells are undone);
+    * locked cells and autograder-test cells get the spec's source back (edited tests are undone; the spec holds
+      the hidden tests, which the student never saw);
+    * missing spec cells (deleted tests, locked cells, answers) are re-added after the previous spec cell present,
+      with a note, as nbgrader's add_missing_cells does (without it, a deleted test cell scores nothing).
+    """
+
+    def __call__(self, nb, ctx: Context):
+        import nbformat
+
+        specs = {c.grade_id: c for c in ctx.spec.cells}
+        present: dict[str, int] = {}
+        edited, retyped = [], []
+        for index, cell in enumerate(nb.cells):
+            meta = cell.metadata.get("nbgrader")
+            if not meta or "grade_id" not in meta:
+                if meta is not None:
+                    del cell.metadata["nbgrader"]
+                continue
+            spec = specs.get(meta["grade_id"])
+            if spec is None:
+                del cell.metadata["nbgrader"]
+                continue
+            if cell.cell_type != spec.cell_type:
+                retyped.append(spec.grade_id)
+                _set_cell_type(cell, spec.cell_type)
+            if (spec.locked or spec.kind == "autograder-test") and cell.source != spec.source:
+                if cell.source.strip() != _without_hidden_tests(spec.source).strip():
+                    edited.append(spec.grade_id)  # (the released version lacks the hidden tests: not an edit)
+                cell.source = spec.source
+            cell.metadata["nbgrader"] = self.metadata(spec)
+            present[spec.grade_id] = index
+        missing = [c for c in ctx.spec.cells if c.grade_id not in present]
+        for spec in missing:
+            # insert after the nearest earlier spec cell that is in the notebook (spec order = instructor order)
+            order = [c.grade_id for c in ctx.spec.cells]
+            before = [g for g in order[:order.index(spec.grade_id)] if g in present]
+            position = present[before[-1]] + 1 if before else 0
+            note = MISSING_CELL_NOTE.format(grade_id=spec.grade_id)
+            if spec.cell_type == "code":
+                cell = nbformat.v4.new_code_cell("# " + note.replace("\n\n", "\n") + spec.source)
+            else:
+                cell = nbformat.v4.new_markdown_cell(note + spec.source)
+            cell.metadata["nbgrader"] = self.metadata(spec)
+            if spec.kind != "autograded-answer" and spec.kind != "manual-answer":
+                cell.metadata.update({"deletable": False, "editable": False})
+            nb.cells.insert(position, cell)
+            present = {k: (v + 1 if v >= position else v) for k, v in present.items()}
+            present[spec.grade_id] = position
+        if edited:
+            ctx.notes.append(f"edited locked/test cell(s) restored: {', '.join(edited)}")
+        if retyped:
+            ctx.notes.append(f"retyped cell(s) restored: {', '.join(retyped)}")
+        if missing:
+            ctx.notes.append(f"missing cell(s) re-added: {', '.join(c.grade_id for c in missing)}")
+        return nb
+
+    @staticmethod
+    def metadata(spec) -> dict:
+        meta = {"grade_id": spec.grade_id, "grade": spec.kind in ("autograder-test", "manual-answer"),
+                "solution": spec.kind in ("autograded-answer", "manual-answer"),
+                "locked": spec.locked, "schema_version": 3}
+        if spec.kind == "task":
+            meta["task"] = True
+        if spec.points is not None and spec.kind in ("autograder-test", "manual-answer", "task"):
+            meta["points"] = spec.points
+        if spec.checksum is not None:
+            meta["checksum"] = spec.checksum
+        return meta
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Hardening of test cells (see autograder/kernel_guard.py for the in-kernel half)
+# ---------------------------------------------------------------------------------------------------------------
+class _EqualityRewriter(ast.NodeTransformer):
+    """``a == b`` -> ``G.eq(a, b)`` and ``a != b`` -> ``G.ne(a, b)`` (single comparisons only)."""
+
+    def __init__(self, guard_name: str):
+        self.guard_name = guard_name
+
+    def visit_Compare(self, node):
+        self.generic_visit(node)
+        if len(node.ops) == 1 and isinstance(node.ops[0], (ast.Eq, ast.NotEq)):
+            method = "eq" if isinstance(node.ops[0], ast.Eq) else "ne"
+            call = ast.Call(func=ast.Attribute(value=ast.Name(self.guard_name, ast.Load()), attr=method,
+                                               ctx=ast.Load()),
+                            args=[node.left, node.comparators[0]], keywords=[])
+            return ast.copy_location(call, node)
+        return node
+
+
+def harden_test_source(source: str, guard_name: str, token: str) -> str:
+    """The source actually executed for a test cell.
+
+    Every ``assert`` statement has its ``==`` / ``!=`` comparisons routed through the guard (always-equal
+    objects), rewritten in place by text span so that line numbers and comments (hidden-test markers) stay put.
+    After the cell's code, the cell prints ``token`` (random, unknown to student code): the grader counts the test
+    as passed only if the kernel replied "ok" AND the token arrived, so a hook that swallows the exception cannot
+    make a failing test pass. A final bare expression (partial credit) is kept as the cell's result.
+    Source that does not parse is returned unchanged (it fails in the kernel with a SyntaxError, as it should).
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source
+    lines = source.splitlines(keepends=True)
+    offsets = [0]
+    for line in lines:
+        offsets.append(offsets[-1] + len(line))
+
+    def pos(lineno, col):
+        # ast columns are UTF-8 byte offsets
+        line = lines[lineno - 1]
+        return offsets[lineno - 1] + len(line.encode("utf-8")[:col].decode("utf-8", "replace"))
+
+    spans = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assert):
+            new = ast.unparse(ast.fix_missing_locations(_EqualityRewriter(guard_name).visit(
+                ast.parse(ast.get_source_segment(source, node) or ast.unparse(node)).body[0])))
+            extra = node.end_lineno - node.lineno
+            spans.append((pos(node.lineno, node.col_offset), pos(node.end_lineno, node.end_col_offset),
+                          new + " \\\n" * extra))
+    text = source
+    for start, end, new in sorted(spans, reverse=True):
+        text = text[:start] + new + text[end:]
+    try:
+        ast.parse(text)
+    except SyntaxError:  # an unusual layout defeated the in-place edit: fall back to a full unparse
+        text = ast.unparse(ast.fix_missing_locations(_EqualityRewriter(guard_name).visit(ast.parse(source))))
+    body = ast.parse(text).body
+    emit = f"print({token!r})"
+    if body and isinstance(body[-1], ast.Expr):
+        last = body[-1]
+        start, end = pos(last.lineno, last.col_offset), pos(last.end_lineno, last.end_col_offset)
+        # keep the final value (nbgrader's partial credit) as the cell's displayed result
+        text = (text[:start] + f"{guard_name}.result = (" + text[start:end] + ")" + text[end:]
+                + f"\n{emit}\n{guard_name}.result\n")
+        return text
+    return text.rstrip("\n") + f"\n{emit}\n"
+
+
+def builtin_names_used(source: str) -> list[str]:
+    """Names a test cell loads that are builtins (the guard moves notebook variables shadowing them aside)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    return sorted(n for n in names if hasattr(builtins, n))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Execution
+# ---------------------------------------------------------------------------------------------------------------
+def _guard_source() -> str:
+    return (Path(__file__).with_name("kernel_guard.py")).read_text()
+
+
+def _make_client_class():
+    """Build the NotebookClient subclass lazily (nbclient/jupyter_client imports cost seconds)."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from nbformat.v4 import new_output
+
+    class GradingClient(NotebookClient):
+        """nbclient's NotebookClient with a per-notebook deadline, an output budget and guarded test cells.
+
+        Cells run one by one (``async_execute_cell``) so that we decide what happens after a timeout or a dead
+        kernel: execution stops there and the cells already executed keep their results (a loop that catches
+        KeyboardInterrupt therefore costs only the tests after it). We never interrupt: the kernel is killed.
+        """
+
+        def __init__(self, nb, ctx: Context, km, workdir: Path, **kw):
+            super().__init__(nb, km=km, allow_errors=True, interrupt_on_timeout=False, startup_timeout=120,
+                             timeout=int(ctx.limits.cell_timeout), kernel_name="python3",
+                             iopub_timeout=10, raise_on_iopub_timeout=False, record_timing=False,
+                             resources={"metadata": {"path": str(workdir)}}, **kw)
+            self.ctx = ctx
+            self.output_bytes = 0
+            self.truncated = False
+
+        # -- output budget ----------------------------------------------------------------------------------
+        def output(self, outs, msg, display_id, cell_index):
+            content = msg.get("content", {})
+            size = len(str(content.get("text", ""))) + sum(len(str(v)) for v in content.get("data", {}).values()) \
+                + sum(len(line) for line in content.get("traceback", []) or [])
+            if self.output_bytes + size > self.ctx.limits.max_output_bytes:
+                if not self.truncated:
+                    self.truncated = True
+                    outs.append(new_output("stream", name="stdout", text=(
+                        f"\n... output truncated by the grader: more than {self.ctx.limits.max_output_bytes} "
+                        "bytes of output in this notebook ...\n")))
+                if msg["msg_type"] != "error":
+                    return None
+                content["traceback"] = content.get("traceback", [])[-5:]
+            self.output_bytes += size
+            return super().output(outs, msg, display_id, cell_index)
+
+        # -- raw requests outside the notebook's cells ---------------------------------------------------
+        async def silent(self, code: str, timeout: float) -> dict:
+            """Run grader code in the kernel without history or outputs; return the execute_reply content."""
+            from jupyter_core.utils import ensure_async
+
+            msg_id = self.kc.execute(code, silent=True, store_history=False, allow_stdin=False)
+            deadline = time.monotonic() + timeout
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise CellTimeoutError("grader request timed out")
+                try:
+                    msg = await ensure_async(self.kc.shell_channel.get_msg(timeout=min(remaining, 1.0)))
+                except Exception:  # noqa: BLE001 - queue.Empty: check the kernel is alive and keep waiting
+                    if not await ensure_async(self.km.is_alive()):
+                        raise DeadKernelError("Kernel died") from None
+                    continue
+                if msg["parent_header"].get("msg_id") == msg_id:
+                    return msg["content"]
+
+        async def run(self):
+            limits, ctx = self.ctx.limits, self.ctx
+            started = time.monotonic()
+            try:
+                await self._run_cells(started)
+            finally:
+                # we own the kernel manager we passed in: shut the kernel down here, and drop nbclient's atexit
+                # hook (it would assert on the manager we already released).
+                atexit.unregister(self._cleanup_kernel)
+            if self.truncated:
+                ctx.worsen("resource_limit", f"output truncated at {limits.max_output_bytes} bytes")
+
+        async def _run_cells(self, started):
+            limits, ctx = self.ctx.limits, self.ctx
+            stop_reason = None
+            async with self.async_setup_kernel(cleanup_kc=True):
+                install = (f"import sys as _s, types as _t\n_m = _t.ModuleType({GUARD_MODULE!r})\n"
+                           f"exec(compile({_guard_source()!r}, '<autograder-guard>', 'exec'), _m.__dict__)\n"
+                           f"_m.GUARD = _m.Guard()\n_s.modules[{GUARD_MODULE!r}] = _m\ndel _s, _t, _m\n")
+                reply = await self.silent(install, timeout=120)
+                if reply.get("status") != "ok":
+                    raise RuntimeError(f"grader guard failed to install: {reply.get('ename')}: {reply.get('evalue')}")
+                for index, cell in enumerate(self.nb.cells):
+                    if cell.cell_type != "code":
+                        continue
+                    meta = cell.metadata.get("nbgrader", {})
+                    is_test = bool(meta.get("grade")) and not meta.get("solution")
+                    if stop_reason is not None:
+                        if is_test:
+                            ctx.verdicts[meta["grade_id"]] = (False, f"not executed: {stop_reason}")
+                        continue
+                    remaining = limits.notebook_timeout - (time.monotonic() - started)
+                    if remaining <= 0:
+                        stop_reason = f"the notebook ran out of its {limits.notebook_timeout:g} s"
+                        ctx.worsen("timeout", stop_reason)
+                        if is_test:
+                            ctx.verdicts[meta["grade_id"]] = (False, f"not executed: {stop_reason}")
+                        continue
+                    self.timeout = max(1, int(min(limits.cell_timeout, remaining)))
+                    try:
+                        if is_test:
+                            await self.run_test_cell(cell, index, meta["grade_id"])
+                        else:
+                            await self.async_execute_cell(cell, index, store_history=True)
+                    except CellTimeoutError:
+                        stop_reason = (f"cell {index} ran longer than {self.timeout} s"
+                                       + (" (notebook time limit)" if self.timeout < limits.cell_timeout else ""))
+                        ctx.worsen("timeout", stop_reason)
+                        cell.outputs.append(new_output("error", ename="TimeoutError", evalue=stop_reason,
+                                                       traceback=[f"TimeoutError: {stop_reason}"]))
+                        if is_test:
+                            ctx.verdicts[meta["grade_id"]] = (False, stop_reason)
+                    except DeadKernelError:
+                        stop_reason = f"the kernel died in cell {index}"
+                        ctx.worsen("kernel_died", stop_reason)
+                        cell.outputs.append(new_output("error", ename="DeadKernelError", evalue=stop_reason,
+                                                       traceback=[f"DeadKernelError: {stop_reason}"]))
+                        if is_test:
+                            ctx.verdicts[meta["grade_id"]] = (False, stop_reason)
+                    for out in cell.get("outputs", []):
+                        if out.get("output_type") == "error" and out.get("ename") in ("MemoryError",):
+                            ctx.worsen("resource_limit", f"memory limit ({limits.memory_mb} MB) hit in cell {index}")
+                        if out.get("output_type") == "error" and "Resource temporarily unavailable" in str(
+                                out.get("evalue", "")):
+                            ctx.worsen("resource_limit", f"process limit ({limits.max_processes}) hit in cell {index}")
+
+        async def run_test_cell(self, cell, index, grade_id):
+            """Guard, run the hardened source, judge by reply status + token, undo the guard's stash."""
+            guard_name = f"_grader_{secrets.token_hex(6)}"
+            token = f"autograder-ok-{secrets.token_hex(16)}"
+            prelude = (f"__import__('sys').modules[{GUARD_MODULE!r}].GUARD.before_test("
+                       f"{guard_name!r}, {builtin_names_used(cell.source)!r})")
+            reply = await self.silent(prelude, timeout=self.timeout)
+            if reply.get("status") != "ok":
+                message = f"{reply.get('ename')}: {reply.get('evalue')}"
+                cell.outputs = [new_output("error", ename=str(reply.get("ename")), evalue=str(reply.get("evalue")),
+                                           traceback=[f"The grader could not run this test: {message}"])]
+                self.ctx.verdicts[grade_id] = (False, message)
+                return
+            original = cell.source
+            cell.source = harden_test_source(original, guard_name, token)
+            captured = {}
+
+            def keep_reply(cell, cell_index, execute_reply):
+                captured["reply"] = execute_reply
+
+            self.on_cell_executed = keep_reply
+            try:
+                await self.async_execute_cell(cell, index, store_history=False)
+            finally:
+                cell.source = original
+                self.on_cell_executed = None
+            reply = (captured.get("reply") or {}).get("content", {})
+            seen = False
+            for out in cell.outputs:
+                if out.get("output_type") == "stream" and token in out.get("text", ""):
+                    seen = True
+                    out["text"] = out["text"].replace(token + "\n", "").replace(token, "")
+            cell.outputs = [o for o in cell.outputs if not (o.get("output_type") == "stream" and not o.get("text"))]
+            if reply.get("status") == "ok" and seen:
+                self.ctx.verdicts[grade_id] = (True, "")
+            elif reply.get("status") == "ok":
+                self.ctx.verdicts[grade_id] = (False, "the test did not run to its end (its errors were swallowed)")
+            else:
+                self.ctx.verdicts[grade_id] = (False, f"{reply.get('ename')}: {reply.get('evalue')}")
+            try:
+                await self.silent(f"__import__('sys').modules[{GUARD_MODULE!r}].GUARD.after_test({guard_name!r})",
+                                  timeout=30)
+            except CellTimeoutError:
+                pass
+
+    return GradingClient
+
+
+_CLIENT_CLASS = None
+
+
+class ExecuteNotebook:
+    """Execute in a fresh kernel (sandboxed unless the job says otherwise) with the job's limits."""
+
+    def __init__(self, scratch: Path, sandbox: bool):
+        self.scratch, self.sandbox = scratch, sandbox
+
+    def __call__(self, nb, ctx: Context):
+        global _CLIENT_CLASS
+        from .sandbox import SandboxedKernelManager
+
+        if _CLIENT_CLASS is None:
+            _CLIENT_CLASS = _make_client_class()
+        workdir = self.scratch / "work"
+        ipc = self.scratch / "ipc"
+        km = SandboxedKernelManager(scratch=self.scratch, workdir=workdir, memory_mb=ctx.limits.memory_mb,
+                                    max_processes=ctx.limits.max_processes, sandbox=self.sandbox,
+                                    kernel_name="python3", transport="ipc", ip=str(ipc / f"k{secrets.token_hex(4)}"),
+                                    connection_file=str(ipc / f"kernel-{secrets.token_hex(4)}.json"))
+        client = _CLIENT_CLASS(nb, ctx, km, workdir)
+        _run_async(client.run())
+        return nb
+
+
+def _run_async(coro):
+    """asyncio.run, also from a thread that already has a running loop (e.g. inside Jupyter or Dask)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    box = {}
+
+    def target():
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# After execution
+# ---------------------------------------------------------------------------------------------------------------
+class LimitOutput:
+    """nbgrader's LimitOutput (lines per cell, traceback length) on top of the byte budget enforced while running."""
+
+    def __call__(self, nb, ctx: Context):
+        from nbgrader.preprocessors import LimitOutput as NbgraderLimitOutput
+
+        nb, _ = NbgraderLimitOutput().preprocess(nb, {})
+        return nb
+
+
+class ScoreCells:
+    """Make each test cell's outputs say what the grader decided, then score with nbgrader's determine_grade.
+
+    nbgrader scores a test cell 0 if it has an error output OR any stderr output, else full (or partial credit
+    from its result). We judge by the guarded verdict instead, then make the outputs agree so that nbgrader's
+    SaveAutoGrades on the graded notebook gives the same numbers: passing cells have their stderr (warnings)
+    shown as stdout, failing cells without an error output (swallowed exception, not executed) get one.
+    """
+
+    def __call__(self, nb, ctx: Context):
+        from nbformat.v4 import new_output
+        from nbgrader.utils import determine_grade, is_grade
+
+        scores = {}
+        for cell in nb.cells:
+            meta = cell.metadata.get("nbgrader", {})
+            gid = meta.get("grade_id")
+            if gid is None:
+                continue
+            if meta.get("task"):
+                scores[gid] = (None, float(meta.get("points", 0.0)))
+                continue
+            if not is_grade(cell):
+                continue
+            if cell.cell_type == "code" and not meta.get("solution"):
+                passed, message = ctx.verdicts.get(gid, (False, "not executed"))
+                if passed:
+                    for out in cell.outputs:
+                        if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                            out["name"] = "stdout"
+                elif not any(o.get("output_type") == "error" for o in cell.outputs):
+                    cell.outputs.append(new_output("error", ename="AutograderFailure", evalue=message,
+                                                   traceback=[f"AutograderFailure: {message}"]))
+            score, max_score = determine_grade(cell)
+            scores[gid] = (None if score is None else float(score), float(max_score))
+        return scores
+
+
+def _zero_scores(spec: NotebookSpec) -> dict[str, tuple[float | None, float]]:
+    return {c.grade_id: (0.0, float(c.points or 0.0)) for c in spec.cells
+            if c.kind in ("autograder-test", "manual-answer", "task")}
+
+
+def _safe_relative(path: str) -> PurePosixPath | None:
+    p = PurePosixPath(path)
+    if p.is_absolute() or ".." in p.parts or not p.parts:
+        return None
+    return p
+
+
+def grade_notebook(raw: bytes | None, spec: NotebookSpec, limits: Limits, scratch: Path,
+                   sandbox: bool) -> NotebookResult:
+    """Run the steps for one notebook; every student-caused failure becomes a status (never an exception)."""
+    import nbformat
+
+    if raw is None:
+        return NotebookResult(spec.name, "missing", f"{spec.filename} was not submitted", None, _zero_scores(spec))
+    ctx = Context(spec=spec, limits=limits)
+    try:
+        nb = ReadNotebook()(raw, ctx)
+        for step in (ClearOutputs(), RepairCellIds(), RestoreCells(), ExecuteNotebook(scratch, sandbox),
+                     LimitOutput()):
+            nb = step(nb, ctx)
+        scores = ScoreCells()(nb, ctx)
+    except StepFailed as failed:
+        return NotebookResult(spec.name, failed.status, failed.reason, None, _zero_scores(spec))
+    # scores for spec cells the notebook lost anyway (cannot happen after RestoreCells, but be total)
+    for gid, value in _zero_scores(spec).items():
+        scores.setdefault(gid, value)
+    reason = "; ".join(ctx.notes) if ctx.notes else "graded"
+    return NotebookResult(spec.name, ctx.status, reason, nbformat.writes(nb).encode("utf-8"), scores)
+
+
+def grade_job(job: GradeJob) -> GradeResult:
+    """Grade one submission. Never raises for student-caused problems: each outcome is a status with a reason.
+
+    A bug or environment failure of the grader itself (including "sandbox requested but unavailable") gives the
+    status ``error`` for the notebooks concerned, so one submission never stops a batch.
+    """
+    started = time.monotonic()
+    results: list[NotebookResult] = []
+    scratch = Path(tempfile.mkdtemp(prefix=f"autograder-{job.student_id[:40]}-"))
+    try:
+        setup_error = None
+        try:
+            if job.sandbox:
+                from .sandbox import check_sandbox_cached
+                check_sandbox_cached()
+            from .sandbox import prepare_scratch, sandbox_uid
+
+            (scratch / "work").mkdir(parents=True)
+            for rel, data in job.files.items():
+                safe = _safe_relative(rel)
+                if safe is None:
+                    continue  # an absolute or escaping path is not copied (the notebook sees the rest)
+                target = scratch / "work" / safe
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+            prepare_scratch(scratch, sandbox_uid() if job.sandbox else None)
+        except Exception as exc:  # noqa: BLE001 - reported as the status "error"
+            setup_error = f"grader setup failed: {type(exc).__name__}: {exc}"
+        for spec in job.specs:
+            if setup_error:
+                results.append(NotebookResult(spec.name, "error", setup_error, None, _zero_scores(spec)))
+                continue
+            try:
+                results.append(grade_notebook(job.notebooks.get(spec.filename), spec, job.limits, scratch,
+                                              job.sandbox))
+            except Exception as exc:  # noqa: BLE001 - a grader bug must not stop the batch
+                results.append(NotebookResult(spec.name, "error", f"grader error: {type(exc).__name__}: {exc}"[:300],
+                                              None, _zero_scores(spec)))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    status = worst_status(r.status for r in results)
+    reasons = [f"{r.name}: {r.reason}" for r in results if r.status != "ok" or r.reason != "graded"]
+    return GradeResult(student_id=job.student_id, status=status, reason="; ".join(reasons) or "graded",
+                       notebooks=results, seconds=time.monotonic() - started,
+                       score=sum(r.score for r in results), max_score=sum(r.max_score for r in results))
+
+
+__all__ = ["grade_job", "grade_notebook", "harden_test_source", "builtin_names_used", "ReadNotebook",
+           "ClearOutputs", "RepairCellIds", "RestoreCells", "ExecuteNotebook", "LimitOutput", "ScoreCells",
+           "StepFailed", "Context"]
