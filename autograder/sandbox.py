@@ -200,4 +200,8 @@ class SandboxedKernelManager(AsyncKernelManager):
             env.update({"MPLBACKEND": "agg", "OPENBLAS_NUM_THREADS": "1",
                         "MLFLOW_TRACKING_URI": f"sqlite:///{self.workdir / 'mlflow.db'}"})
             kw["env"] = env
-        return await super()._async_launch_kernel(kernel_cmd, **kw)
+        # The kernel's own stdout/stderr (start-up messages, C-level crashes) go to a log in the scratch folder,
+        # not to the grader's terminal; RLIMIT_FSIZE bounds it.
+        with open(self.scratch / "kernel.log", "ab") as log:
+            kw["stdout"] = kw["stderr"] = log
+            return await super()._async_launch_kernel(kernel_cmd, **kw)

@@ -1,0 +1,232 @@
+"""Build the regression set: a small nbgrader assignment and hostile submissions of it, each with its expectation.
+
+Importable by any test (the unit tests grade them with ``grade_job``; the CLI tests run the same set end to end):
+
+    from tests.regression.submissions import build_source, build_submissions, specs_from_source
+    cases = build_submissions(port=free_port(), course_dir=tmp_path)   # {student_id: Case}
+
+The assignment ``reg`` has one notebook, ``problem1``, with three autograded answers and their test cells
+(2 + 1 + 1 = 4 points); the test cells hold hidden tests. Each case is the released notebook with the student's
+answers typed into the answer cells, plus whatever trick the case plays.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass
+
+ASSIGNMENT = "reg"
+NOTEBOOK = "problem1"
+MAX_SCORE = 4.0
+
+CORRECT = {
+    "add": "def add(a, b):\n    return a + b",
+    "squares": "def squares(n):\n    return [i * i for i in range(1, n + 1)]",
+    "mean": "def mean(xs):\n    return sum(xs) / len(xs)",
+}
+BLANK = {
+    "add": "def add(a, b):\n    # YOUR CODE HERE\n    raise NotImplementedError()",
+    "squares": "def squares(n):\n    # YOUR CODE HERE\n    raise NotImplementedError()",
+    "mean": "def mean(xs):\n    # YOUR CODE HERE\n    raise NotImplementedError()",
+}
+TESTS = {
+    "test_add": ("assert add(1, 2) == 3\n### BEGIN HIDDEN TESTS\nassert add(-1, 1) == 0\n"
+                 "assert add(2.5, 2.5) == 5.0\n### END HIDDEN TESTS", 2.0),
+    "test_squares": ("assert squares(3) == [1, 4, 9]\n### BEGIN HIDDEN TESTS\nassert squares(0) == []\n"
+                     "### END HIDDEN TESTS", 1.0),
+    "test_mean": ("import math\nassert math.isclose(mean([1, 2, 3]), 2.0)\n### BEGIN HIDDEN TESTS\n"
+                  "assert math.isclose(mean([1.5, 2.5]), 2.0)\n### END HIDDEN TESTS", 1.0),
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    notebook: bytes | None     # raw problem1.ipynb bytes, None = not submitted
+    status: str                # expected status
+    score: float               # expected total score (of MAX_SCORE)
+    note: str = ""
+
+
+def _checksum(source: str, cell_type: str, grade: bool, solution: bool, locked: bool, grade_id: str,
+              points: float | None) -> str:
+    """nbgrader.utils.compute_checksum, reimplemented to avoid importing nbgrader (seconds) in the builder."""
+    m = hashlib.md5()
+    for part in (source, cell_type, str(grade), str(solution), str(locked), grade_id):
+        m.update(part.encode("utf-8"))
+    if grade:
+        m.update(str(float(points)).encode("utf-8"))
+    return m.hexdigest()
+
+
+def _cell(cell_type: str, source: str, grade_id: str | None = None, *, grade=False, solution=False, locked=False,
+          points=None) -> dict:
+    cell = {"cell_type": cell_type, "metadata": {}, "source": source}
+    if cell_type == "code":
+        cell.update(outputs=[], execution_count=None)
+    if grade_id:
+        meta = {"grade_id": grade_id, "grade": grade, "solution": solution, "locked": locked, "schema_version": 3}
+        if grade:
+            meta["points"] = points
+        meta["checksum"] = _checksum(source, cell_type, grade, solution, locked or grade, grade_id, points)
+        cell["metadata"]["nbgrader"] = meta
+        if locked or grade:
+            cell["metadata"].update(deletable=False, editable=False)
+    return cell
+
+
+def build_source() -> dict:
+    """The instructor's notebook (solutions + hidden tests), as an nbformat 4.4 dict."""
+    cells = [_cell("markdown", "# Regression assignment\nImplement the three functions.", "intro", locked=True)]
+    for answer, test in (("add", "test_add"), ("squares", "test_squares"), ("mean", "test_mean")):
+        cells.append(_cell("code", BLANK[answer], answer, solution=True))
+        source, points = TESTS[test]
+        cells.append(_cell("code", source, test, grade=True, locked=True, points=points))
+    return {"cells": cells, "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                         "language": "python"}},
+            "nbformat": 4, "nbformat_minor": 4}
+
+
+def released() -> dict:
+    """The student version: hidden tests removed (what a student downloads)."""
+    import re
+
+    nb = copy.deepcopy(build_source())
+    for cell in nb["cells"]:
+        cell["source"] = re.sub(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS\n?", "", cell["source"], flags=re.S)
+        cell["source"] = cell["source"].rstrip("\n")
+    return nb
+
+
+def specs_from_source():
+    """The NotebookSpec tuple of the assignment, as specs_from_gradebook would build it from a gradebook."""
+    from autograder.job import CellSpec, NotebookSpec
+    from autograder.job import _kind
+
+    cells = []
+    for cell in build_source()["cells"]:
+        meta = cell["metadata"]["nbgrader"]
+        cells.append(CellSpec(grade_id=meta["grade_id"], cell_type=cell["cell_type"], source=cell["source"],
+                              locked=bool(meta["locked"] or meta["grade"]), checksum=meta["checksum"],
+                              points=meta.get("points"), kind=_kind(meta["grade"], meta["solution"], False)))
+    return (NotebookSpec(name=NOTEBOOK, cells=tuple(cells)),)
+
+
+def _answers(nb: dict, answers: dict[str, str]) -> dict:
+    for cell in nb["cells"]:
+        gid = cell["metadata"].get("nbgrader", {}).get("grade_id")
+        if gid in answers:
+            cell["source"] = answers[gid]
+    return nb
+
+
+def _submit(answers: dict[str, str], *, before: dict[str, str] | None = None, edit=None) -> bytes:
+    """A released notebook with ``answers``; ``before`` puts extra code at the top of an answer cell."""
+    nb = _answers(released(), {**CORRECT, **answers})
+    for gid, code in (before or {}).items():
+        for cell in nb["cells"]:
+            if cell["metadata"].get("nbgrader", {}).get("grade_id") == gid:
+                cell["source"] = code + "\n" + cell["source"]
+    if edit:
+        edit(nb)
+    return json.dumps(nb, indent=1).encode()
+
+
+def build_submissions(port: int, course_dir: str) -> dict[str, Case]:
+    """Every regression case. ``port``: a listener the test runs on 127.0.0.1; ``course_dir``: a folder holding
+    ``gradebook.db``, ``source/reg/problem1.ipynb`` and ``submitted/other/reg/problem1.ipynb`` (the test makes them)
+    that the hostile submissions try to read or overwrite."""
+    wrong_add = "def add(a, b):\n    return 0"
+    cases: dict[str, Case] = {}
+    cases["perfect"] = Case(_submit({}), "ok", 4.0)
+    cases["blank"] = Case(json.dumps(released()).encode(), "ok", 0.0)
+    cases["partial"] = Case(_submit({"squares": "def squares(n):\n    return [1, 4, 9]"}), "ok", 3.0,
+                            "squares passes the visible test, fails the hidden one")
+    cases["infinite_loop"] = Case(_submit({}, before={"squares": (
+        "import time\nwhile True:\n    try:\n        time.sleep(0.5)\n    except KeyboardInterrupt:\n        pass")}),
+        "timeout", 2.0, "points of test_add (before the loop) are kept")
+    cases["kernel_crash"] = Case(_submit({}, before={"squares": "import os\nos._exit(3)"}), "kernel_died", 2.0)
+    cases["invalid_json"] = Case(b'{"cells": [ this is not json', "invalid_notebook", 0.0)
+
+    def edit_test(nb):
+        for cell in nb["cells"]:
+            if cell["metadata"].get("nbgrader", {}).get("grade_id") == "test_add":
+                cell["source"] = "assert True"
+    cases["edited_test"] = Case(_submit({"add": wrong_add}, edit=edit_test), "ok", 2.0, "test_add restored")
+
+    def delete_test(nb):
+        nb["cells"] = [c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") != "test_add"]
+    cases["deleted_test"] = Case(_submit({"add": wrong_add}, edit=delete_test), "ok", 2.0, "test_add re-added")
+
+    def retype_test(nb):
+        for cell in nb["cells"]:
+            if cell["metadata"].get("nbgrader", {}).get("grade_id") == "test_add":
+                cell["cell_type"] = "markdown"
+                cell.pop("outputs", None)
+                cell.pop("execution_count", None)
+    cases["retyped_test"] = Case(_submit({"add": wrong_add}, edit=retype_test), "ok", 2.0, "test_add back to code")
+
+    def duplicate(nb):
+        for i, cell in enumerate(nb["cells"]):
+            if cell["metadata"].get("nbgrader", {}).get("grade_id") == "squares":
+                nb["cells"].insert(i, copy.deepcopy(cell))
+                break
+    cases["duplicated_id"] = Case(_submit({}, edit=duplicate), "ok", 4.0)
+    cases["memory_bomb"] = Case(_submit({}, before={"squares": "blob = bytearray(64 * 1024 ** 3)"}),
+                                "resource_limit", 3.0, "MemoryError stops the squares cell: only its test is lost")
+    cases["process_flood"] = Case(_submit({}, before={"add": (
+        "import os, time\npids = []\ntry:\n    while len(pids) < 5000:\n        pid = os.fork()\n"
+        "        if pid == 0:\n            time.sleep(120)\n            os._exit(0)\n        pids.append(pid)\n"
+        "except OSError as exc:\n    print('fork refused after', len(pids), 'children:', exc)\n"
+        "print('children', len(pids))")}), "ok", 4.0, "forks are refused past the process limit")
+    cases["network"] = Case(_submit({}, before={"add": (
+        "import socket\ntry:\n    socket.create_connection(('127.0.0.1', %d), timeout=3).sendall(b'leak')\n"
+        "    print('CONNECTED')\nexcept OSError as exc:\n    print('no network:', exc)" % port)}), "ok", 4.0)
+    cases["read_hidden"] = Case(_submit({"add": (
+        "import pathlib\n_found = []\nfor p in [%r, %r, %r]:\n    try:\n"
+        "        _found.append(pathlib.Path(p).read_bytes())\n    except OSError:\n        pass\n"
+        "def add(a, b):\n    if not _found:\n        raise NotImplementedError('could not read the hidden tests')\n"
+        "    return a + b") % (f"{course_dir}/gradebook.db", f"{course_dir}/source/{ASSIGNMENT}/{NOTEBOOK}.ipynb",
+                              "/root/.bash_history")}), "ok", 2.0, "add only works if the files were readable")
+    cases["write_gradebook"] = Case(_submit({}, before={"add": (
+        "for p in [%r, %r]:\n    try:\n        open(p, 'w').write('pwned')\n    except OSError as exc:\n"
+        "        print('cannot write', p, exc)") % (f"{course_dir}/gradebook.db",
+                                                   f"{course_dir}/submitted/other/{ASSIGNMENT}/{NOTEBOOK}.ipynb")}),
+        "ok", 4.0, "the files outside stay unchanged")
+    cases["huge_output"] = Case(_submit({}, before={"add": "for _ in range(200):\n    print('x' * 100_000)"}),
+                                "resource_limit", 4.0, "outputs truncated, points kept")
+    always_equal = ("class AlwaysEqual:\n    def __eq__(self, other):\n        return True\n"
+                    "    def __ne__(self, other):\n        return False\n")
+    cases["always_equal"] = Case(_submit({
+        "add": always_equal + "def add(a, b):\n    return AlwaysEqual()",
+        "squares": "def squares(n):\n    return [AlwaysEqual()] * n"}), "ok", 1.0, "only mean (correct) scores")
+    cases["always_equal_int"] = Case(_submit({
+        "add": "class E(int):\n    def __eq__(self, other):\n        return True\n"
+               "    __hash__ = int.__hash__\ndef add(a, b):\n    return E(0)"}), "ok", 2.0)
+    cases["hook_custom_exc"] = Case(_submit({"add": wrong_add, "squares": "def squares(n):\n    return []"}, before={
+        "add": ("import sys\nip = get_ipython()\nip.set_custom_exc((BaseException,), lambda *a, **k: None)\n"
+                "ip.showtraceback = lambda *a, **k: None\nsys.excepthook = lambda *a: None")}), "ok", 1.0)
+    cases["hook_ast_transformer"] = Case(_submit({"add": wrong_add, "squares": "def squares(n):\n    return []"},
+                                                 before={"add": (
+        "import ast\nclass Swallow(ast.NodeTransformer):\n    def visit_Module(self, node):\n"
+        "        handler = ast.ExceptHandler(type=ast.Name('BaseException', ast.Load()), name=None,"
+        " body=[ast.Pass()])\n        node.body = [ast.Try(body=node.body or [ast.Pass()], handlers=[handler],"
+        " orelse=[], finalbody=[])]\n        return ast.fix_missing_locations(node)\n"
+        "get_ipython().ast_transformers.append(Swallow())")}), "ok", 1.0)
+    cases["hook_pre_run_cell"] = Case(_submit({"add": wrong_add, "squares": "def squares(n):\n    return []"},
+                                              before={"add": (
+        "import builtins\n_real_eq = None\ndef _cheat(info):\n    builtins.AssertionError = Warning\n"
+        "get_ipython().events.register('pre_run_cell', _cheat)")}), "ok", 1.0)
+    cases["hook_settrace"] = Case(_submit({"add": wrong_add, "squares": "def squares(n):\n    return []"},
+                                          before={"add": (
+        "import sys\ndef _skip(frame, event, arg):\n    if event == 'exception':\n        return None\n"
+        "    return _skip\nsys.settrace(_skip)")}), "ok", 1.0)
+    cases["monkeypatch_helpers"] = Case(_submit({"mean": "def mean(xs):\n    return 0"}, before={"mean": (
+        "import math, builtins\nmath.isclose = lambda *a, **k: True\nbuiltins.round = lambda *a: 0")}),
+        "ok", 3.0, "math.isclose restored: the wrong mean fails")
+    cases["stderr_warnings"] = Case(_submit({"add": (
+        "import sys, warnings\ndef add(a, b):\n    warnings.warn('this is deprecated')\n"
+        "    print('noise on stderr', file=sys.stderr)\n    return a + b")}), "ok", 4.0, "warnings cost nothing")
+    cases["missing"] = Case(None, "missing", 0.0)
+    return cases
