@@ -75,8 +75,9 @@ class ClearSolutionsWithStubs(ClearSolutions):
         if line.strip() == "":
             return ""
         for prefix in (indent + "# ", indent + "#"):
-            if line.startswith(prefix) or line == prefix.rstrip():
-                return indent + line[len(prefix):]
+            if line.startswith(prefix):
+                rest = line[len(prefix):]
+                return indent + rest if rest.strip() else ""
         raise StubRegionError(
             f"every line of a stub region must be commented out at the marker's indentation; this one is not: "
             f"{line!r} in cell:\n{cell.source}")
