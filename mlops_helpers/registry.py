@@ -1,0 +1,171 @@
+"""Model-registry plumbing for lessons 03 and 04.
+
+The lessons show the registry calls themselves (``mlflow.register_model``, ``registered_model_name=``,
+``MlflowClient().set_registered_model_alias``, ``get_model_version_by_alias``, ``search_model_versions``,
+``mlflow.pyfunc.load_model("models:/<name>@champion")``). What lives here is what a lesson needs *before* it
+can teach, and the tables it prints:
+
+- :func:`find_or_train_iris_model`: the iris model tracked earlier (lesson 01) — or, when a lesson runs on its
+  own in an empty store, one trained now with :func:`mlops_helpers.tracking.train_and_log`, *saying so*;
+- :func:`ensure_champion`: a registered model with a ``champion`` alias (lesson 04 serves ``@champion``);
+- :func:`versions_frame` and :func:`score_versions`: versions side by side, with their accuracy.
+
+Aliases only, never stages (deprecated in MLflow 3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from . import tracking
+from .data import Split, split_iris
+from .exceptions import RegistryError
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+@dataclass(frozen=True)
+class FoundModel:
+    """A logged iris model: where it is, the run that logged it, and whether it was trained just now."""
+
+    model_uri: str
+    run_id: str
+    accuracy: float | None
+    trained_now: bool
+
+
+def find_logged_iris_model() -> FoundModel | None:
+    """The best iris model already logged in the store: highest ``accuracy`` metric, the newest on ties.
+
+    Looks in every experiment (lesson 01 logs into its own), at runs that logged an ``accuracy`` metric and a
+    model. Returns ``None`` when there is none.
+    """
+    runs = mlflow.search_runs(
+        search_all_experiments=True,
+        filter_string="metrics.accuracy >= 0",
+        order_by=["metrics.accuracy DESC", "attributes.start_time DESC"],
+        max_results=100,
+        output_format="list",
+    )
+    for run in runs:
+        outputs = run.outputs.model_outputs if run.outputs else []
+        if outputs:
+            return FoundModel(
+                model_uri=f"models:/{outputs[0].model_id}",
+                run_id=run.info.run_id,
+                accuracy=run.data.metrics.get("accuracy"),
+                trained_now=False,
+            )
+    return None
+
+
+def find_or_train_iris_model(*, random_state: int = 42, announce=print) -> FoundModel:
+    """The tracked iris model (see :func:`find_logged_iris_model`), or a new one logged in the current experiment.
+
+    ``announce`` receives one sentence saying which happened (the lesson prints it, so a student running the
+    lesson on its own in an empty store knows where the model came from).
+    """
+    found = find_logged_iris_model()
+    if found is not None:
+        announce(
+            f"Found the tracked iris model {found.model_uri} (run {found.run_id}, accuracy {found.accuracy:.3f})."
+        )
+        return found
+    announce(
+        "No logged iris model in this tracking store (lesson 01 has not been run against it), so one is trained "
+        "and logged now with mlops_helpers.tracking.train_and_log - the same model lesson 01 logs."
+    )
+    logged = tracking.train_and_log(
+        random_state=random_state, run_name="iris-baseline", tags={"created_by": "mlops_helpers.registry"}
+    )
+    return FoundModel(logged.model_uri, logged.run_id, logged.accuracy, trained_now=True)
+
+
+def ensure_champion(model_name: str, *, random_state: int = 42, announce=print):
+    """The ``ModelVersion`` behind ``models:/<model_name>@champion``, creating it when missing.
+
+    When the registered model or its alias does not exist (lesson 04 run on its own), the tracked iris model
+    (or a freshly trained one) is registered as a new version and the alias set on it — and it is said.
+    """
+    client = MlflowClient()
+    try:
+        version = client.get_model_version_by_alias(model_name, CHAMPION)
+        announce(f"models:/{model_name}@{CHAMPION} is version {version.version} (registered earlier, lesson 03).")
+        return version
+    except MlflowException:
+        pass
+    found = find_or_train_iris_model(random_state=random_state, announce=announce)
+    version = mlflow.register_model(found.model_uri, model_name)
+    client.set_registered_model_alias(model_name, CHAMPION, version.version)
+    announce(
+        f"There was no {model_name}@{CHAMPION} in this store (lesson 03 not run here): registered "
+        f"{found.model_uri} as version {version.version} of {model_name!r} and pointed '{CHAMPION}' at it."
+    )
+    return client.get_model_version(model_name, version.version)
+
+
+def versions_frame(versions):
+    """A table of ``ModelVersion`` objects (e.g. from ``search_model_versions``): one row per version, oldest
+    first, with its aliases, run and that run's ``accuracy``."""
+    import pandas as pd
+
+    client = MlflowClient()
+    aliases: dict[tuple[str, str], list[str]] = {}
+    # search_model_versions leaves ModelVersion.aliases empty on SQL stores: the registered model knows them.
+    for name in {mv.name for mv in versions}:
+        for alias, number in client.get_registered_model(name).aliases.items():
+            aliases.setdefault((name, str(number)), []).append(alias)
+    rows = []
+    for mv in versions:
+        accuracy = None
+        if mv.run_id:
+            try:
+                accuracy = client.get_run(mv.run_id).data.metrics.get("accuracy")
+            except MlflowException:  # the run was deleted: the version outlives it
+                accuracy = None
+        rows.append(
+            {
+                "version": int(mv.version),
+                "aliases": ", ".join(sorted(aliases.get((mv.name, str(mv.version)), []))) or "-",
+                "run_id": mv.run_id,
+                "accuracy": accuracy,
+                "status": mv.status,
+            }
+        )
+    if not rows:
+        raise RegistryError("no model versions to show (is the model name right?)")
+    return pd.DataFrame(rows).sort_values("version").set_index("version")
+
+
+def score_versions(model_name: str, versions, split: Split | None = None, random_state: int = 42):
+    """Load each version with ``mlflow.pyfunc.load_model("models:/<name>/<version>")`` and score it on the test
+    split: accuracy, number of wrong test flowers, and how many test flowers each version predicts differently
+    from the first one given."""
+    import numpy as np
+    import pandas as pd
+
+    split = split or split_iris(random_state)
+    predictions, rows = {}, []
+    for v in versions:
+        v = str(getattr(v, "version", v))
+        try:
+            model = mlflow.pyfunc.load_model(f"models:/{model_name}/{v}")
+        except MlflowException as exc:
+            raise RegistryError(f"cannot load models:/{model_name}/{v}: {exc.message}") from exc
+        predictions[v] = np.asarray(model.predict(split.X_test))
+        rows.append(
+            {
+                "version": int(v),
+                "accuracy": float((predictions[v] == split.y_test.to_numpy()).mean()),
+                "wrong": int((predictions[v] != split.y_test.to_numpy()).sum()),
+            }
+        )
+    first = next(iter(predictions.values()))
+    for row in rows:
+        row["differs_from_first"] = int((predictions[str(row["version"])] != first).sum())
+    return pd.DataFrame(rows).set_index("version")
