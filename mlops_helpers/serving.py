@@ -317,16 +317,22 @@ def check_model_uri(model_uri: str, tracking_uri: str | None = None) -> None:
             raise ModelNotFoundError(f"no MLflow model at {uri}: {local / 'MLmodel'} does not exist")
         return
     store = resolve_tracking_uri(tracking_uri)
-    with tempfile.TemporaryDirectory() as tmp:
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    try:
+        # get_model_info reads only the MLmodel file and understands every URI form, logged-model ids included
+        # (models:/m-..., which download_artifacts would take for a registered model's name).
+        mlflow.set_tracking_uri(store)
+        mlflow.set_registry_uri(store)
         try:
-            mlflow.artifacts.download_artifacts(
-                artifact_uri=f"{uri.rstrip('/')}/MLmodel", dst_path=tmp, tracking_uri=store, registry_uri=store
-            )
+            mlflow.models.get_model_info(uri)
         except MlflowException as exc:
             raise ModelNotFoundError(
                 f"no model at {uri} in the tracking store {store}: {exc.message} "
                 f"(check the run id, the registered model's name, version or alias, and the tracking URI)"
             ) from exc
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
 
 
 class ModelServer(_ServerProcess):
