@@ -1,0 +1,137 @@
+"""The regression set through grade_job, sandbox on: every case gets its expected status and score (issue 6 item 8).
+
+Also checks, after the run: the files the hostile cases tried to read/overwrite are unchanged, the listener on
+127.0.0.1 saw no connection, the hidden tests never appear in the read_hidden output, and no sandboxed process
+(of the sandbox uid range) is left behind. Submissions are graded by a pool of 2 processes (one per core).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from autograder.job import GradeJob, Limits
+from .submissions import ASSIGNMENT, MAX_SCORE, NOTEBOOK, build_submissions, specs_from_source
+
+LIMITS = Limits(cell_timeout=10, notebook_timeout=90, memory_mb=1024, max_processes=128, max_output_bytes=200_000)
+
+
+def _grade(args):
+    from autograder.unit import grade_job
+
+    student_id, notebook = args
+    return grade_job(GradeJob("regression", ASSIGNMENT, student_id, {f"{NOTEBOOK}.ipynb": notebook},
+                              specs_from_source(), {}, LIMITS, sandbox=True))
+
+
+def _sandbox_processes() -> list[str]:
+    from autograder.sandbox import SANDBOX_UID_BASE, SANDBOX_UID_SPAN
+
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        uid = int(text.split("\nUid:\t", 1)[1].split()[0])
+        if SANDBOX_UID_BASE <= uid < SANDBOX_UID_BASE + SANDBOX_UID_SPAN:
+            found.append(text.splitlines()[0])
+    return found
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    from autograder.sandbox import check_sandbox
+
+    check_sandbox()  # fails loudly (not skipped) when the sandbox cannot run here
+    course = tmp_path_factory.mktemp("course")
+    (course / "source" / ASSIGNMENT).mkdir(parents=True)
+    (course / "submitted" / "other" / ASSIGNMENT).mkdir(parents=True)
+    protected = {course / "gradebook.db": b"SQLite format 3\0 (stand-in)",
+                 course / "source" / ASSIGNMENT / f"{NOTEBOOK}.ipynb": b"hidden tests here",
+                 course / "submitted" / "other" / ASSIGNMENT / f"{NOTEBOOK}.ipynb": b"another student's work"}
+    for path, data in protected.items():
+        path.write_bytes(data)
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(0.5)
+    connections = []
+    stop = threading.Event()
+
+    def accept():
+        while not stop.is_set():
+            try:
+                connections.append(listener.accept())
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    cases = build_submissions(port=listener.getsockname()[1], course_dir=str(course))
+    try:
+        with ProcessPoolExecutor(2) as pool:
+            results = dict(zip(cases, pool.map(_grade, [(sid, case.notebook) for sid, case in cases.items()])))
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+    return {"cases": cases, "results": results, "connections": connections, "protected": protected}
+
+
+CASE_NAMES = list(build_submissions(port=1, course_dir="/nonexistent"))
+
+
+@pytest.mark.parametrize("student_id", CASE_NAMES)
+def test_case_gets_expected_status_and_score(graded, student_id):
+    case, result = graded["cases"][student_id], graded["results"][student_id]
+    assert (result.status, result.score) == (case.status, case.score), result.reason
+    assert result.max_score == MAX_SCORE
+    assert result.reason  # every outcome explains itself
+
+
+def test_network_listener_saw_nothing(graded):
+    assert graded["connections"] == []
+    out = graded["results"]["network"].notebooks[0].graded.decode()
+    assert "no network" in out and "CONNECTED" not in out
+
+
+def test_files_outside_the_sandbox_unchanged(graded):
+    for path, data in graded["protected"].items():
+        assert path.read_bytes() == data, path
+    out = graded["results"]["write_gradebook"].notebooks[0].graded.decode()
+    assert out.count("cannot write") == 2
+
+
+def test_process_flood_was_bounded(graded):
+    out = graded["results"]["process_flood"].notebooks[0].graded.decode()
+    assert "fork refused after" in out
+    refused_after = int(out.split("fork refused after ")[1].split()[0])
+    assert refused_after < LIMITS.max_processes
+
+
+def test_huge_output_truncated(graded):
+    notebook = graded["results"]["huge_output"].notebooks[0].graded
+    assert len(notebook) < 3 * LIMITS.max_output_bytes
+    assert b"output truncated by the grader" in notebook
+
+
+def test_graded_notebooks_agree_with_nbgrader_determine_grade(graded):
+    """What D2 stores via nbgrader's SaveAutoGrades must equal our scores: recompute from the graded notebook."""
+    import nbformat
+    from nbgrader.utils import determine_grade, is_grade
+
+    for student_id in ("perfect", "stderr_warnings", "hook_custom_exc", "deleted_test", "infinite_loop"):
+        result = graded["results"][student_id].notebooks[0]
+        nb = nbformat.reads(result.graded.decode(), as_version=4)
+        recomputed = {c.metadata.nbgrader["grade_id"]: determine_grade(c)[0] for c in nb.cells if is_grade(c)}
+        assert recomputed == {k: v[0] for k, v in result.scores.items()}, student_id
+
+
+def test_no_sandboxed_process_left_behind(graded):
+    assert _sandbox_processes() == []

@@ -1,0 +1,141 @@
+"""The sandbox policy itself, with plain Python processes in bwrap (fast), plus one real sandboxed kernel."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from autograder import sandbox
+
+
+@pytest.fixture
+def run_sandboxed(tmp_path):
+    """Run Python code inside exactly the sandbox a kernel gets; return the CompletedProcess."""
+    sandbox.check_sandbox()
+    uid = sandbox.sandbox_uid()
+    scratch = tmp_path / "scratch"
+    sandbox.prepare_scratch(scratch, uid)
+
+    def run(code: str, memory_mb: int = 512, max_processes: int = 32, timeout: float = 60):
+        cmd = [*sandbox.rlimit_args(memory_mb, max_processes), *sandbox.bwrap_args(scratch, scratch / "work", uid),
+               sys.executable, "-c", textwrap.dedent(code)]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+    return run
+
+
+def test_check_sandbox_finds_bwrap():
+    assert sandbox.check_sandbox().endswith("bwrap")
+
+
+def test_check_sandbox_refuses_clearly_without_bwrap(monkeypatch):
+    from autograder.exceptions import SandboxUnavailableError
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(SandboxUnavailableError, match="--no-sandbox"):
+        sandbox.check_sandbox()
+
+
+def test_no_network_even_to_localhost(run_sandboxed):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(0.2)
+    port = listener.getsockname()[1]
+    proc = run_sandboxed(f"""
+        import socket
+        try:
+            socket.create_connection(("127.0.0.1", {port}), timeout=3); print("CONNECTED")
+        except OSError as exc:
+            print("refused", exc.errno)
+    """)
+    with pytest.raises(TimeoutError):
+        listener.accept()
+    listener.close()
+    assert "refused" in proc.stdout and "CONNECTED" not in proc.stdout, proc.stderr
+
+
+def test_sees_only_the_binds(run_sandboxed, tmp_path):
+    secret = tmp_path / "gradebook.db"
+    secret.write_text("secret")
+    proc = run_sandboxed(f"""
+        import os
+        for p in [{str(secret)!r}, "/work/main/source", "/work/main/gradebook.db", "/root/.bash_history",
+                  "/home", "/etc/shadow"]:
+            print(p, os.path.exists(p))
+        print("uid", os.getuid())
+        open("written.txt", "w").write("ok")   # the working directory is writable
+    """)
+    assert proc.returncode == 0, proc.stderr
+    lines = dict(line.rsplit(" ", 1) for line in proc.stdout.splitlines())
+    assert lines.pop("uid") == str(sandbox.sandbox_uid())
+    assert set(lines.values()) == {"False"}, lines
+
+
+def test_memory_limit(run_sandboxed):
+    proc = run_sandboxed("""
+        try:
+            blob = bytearray(2 * 1024 ** 3)
+            print("ALLOCATED")
+        except MemoryError:
+            print("MemoryError")
+    """, memory_mb=512)
+    assert proc.stdout.strip() == "MemoryError", proc.stderr
+
+
+def test_process_flood_is_bounded(run_sandboxed):
+    proc = run_sandboxed("""
+        import os, time
+        n = 0
+        try:
+            while n < 1000:
+                if os.fork() == 0:
+                    time.sleep(30); os._exit(0)
+                n += 1
+        except OSError:
+            pass
+        print(n, flush=True)
+        os._exit(0)
+    """, max_processes=20)
+    assert int(proc.stdout.strip()) < 20, proc.stderr
+
+
+def test_sandboxed_kernel_runs_and_leaves_nothing(tmp_path):
+    """A real kernel through SandboxedKernelManager over ipc: answers, is confined, and is gone afterwards."""
+    import asyncio
+    import os
+
+    from jupyter_client.manager import AsyncKernelManager  # noqa: F401 - imported for its side effects
+
+    uid = sandbox.sandbox_uid()
+    scratch = tmp_path / "s"
+    sandbox.prepare_scratch(scratch, uid)
+
+    async def main():
+        km = sandbox.SandboxedKernelManager(scratch=scratch, workdir=scratch / "work", memory_mb=1024,
+                                            max_processes=64, kernel_name="python3", transport="ipc",
+                                            ip=str(scratch / "ipc" / "k"), connection_file=str(scratch / "ipc" / "c.json"))
+        await km.start_kernel()
+        kc = km.client()
+        kc.start_channels()
+        try:
+            await kc.wait_for_ready(timeout=120)
+            reply = await kc.execute_interactive("import os; print(os.getuid(), os.path.exists('/work/main/source'))",
+                                                 timeout=60, output_hook=lambda msg: outputs.append(msg))
+            pid = km.provisioner.process.pid
+        finally:
+            kc.stop_channels()
+            await km.shutdown_kernel(now=True)
+        return reply, pid
+
+    outputs = []
+    reply, pid = asyncio.run(main())
+    text = "".join(m["content"].get("text", "") for m in outputs if m["msg_type"] == "stream")
+    assert reply["content"]["status"] == "ok"
+    assert text.split() == [str(uid), "False"]
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
