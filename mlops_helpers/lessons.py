@@ -70,6 +70,16 @@ def put_kernel_python_on_path() -> str:
     return folder
 
 
+def command_environment() -> dict[str, str]:
+    """The environment for an ``mlflow`` command a lesson starts: this kernel's, without ``MLFLOW_EXPERIMENT_ID``.
+
+    ``MLFLOW_TRACKING_URI`` is kept, so the command uses the lesson's store. ``MLFLOW_EXPERIMENT_ID`` is
+    dropped: ``mlflow.set_experiment`` exports it, and ``mlflow run --experiment-name NAME`` refuses to start
+    when it is also set ("Specify only one of 'experiment-name' or 'experiment-id' options").
+    """
+    return {key: value for key, value in os.environ.items() if key != "MLFLOW_EXPERIMENT_ID"}
+
+
 def succeeded_run_id(log: str) -> str:
     """The run ID in ``mlflow run``'s "=== Run (ID '...') succeeded ===" line; :class:`ProjectError` if absent."""
     match = SUCCEEDED.search(log or "")
