@@ -19,6 +19,7 @@ import shutil
 import tempfile
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -68,7 +69,12 @@ class ReadNotebook:
             raise StepFailed("invalid_notebook", "JSON but not a notebook (no 'cells' list / 'nbformat')")
         try:
             # nbformat.reads logs (not raises) schema problems; RepairCellIds + validate() below decide.
-            return nbformat.reads(json.dumps(data), as_version=4)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                nb = nbformat.reads(json.dumps(data), as_version=4)
+            if any("cell id" in str(w.message) for w in caught):  # nbformat repaired duplicated cell ids itself
+                ctx.notes.append("duplicated notebook cell ids repaired")
+            return nb
         except Exception as exc:  # noqa: BLE001 - any reader failure is the file's fault
             raise StepFailed("invalid_notebook", f"unreadable notebook: {str(exc)[:200]}") from None
 

@@ -1,0 +1,188 @@
+"""Unit tests of the grading steps (no kernel) and one unsandboxed grade_job end to end."""
+
+from __future__ import annotations
+
+import ast
+import json
+
+import nbformat
+import pytest
+
+from autograder.job import GradeJob, GradeResult, Limits, NotebookResult, worst_status
+from autograder.unit import (ClearOutputs, Context, ReadNotebook, RepairCellIds, RestoreCells, ScoreCells,
+                             StepFailed, builtin_names_used, harden_test_source)
+
+from regression.submissions import CORRECT, NOTEBOOK, build_source, released, specs_from_source
+
+
+@pytest.fixture
+def ctx():
+    return Context(spec=specs_from_source()[0], limits=Limits())
+
+
+def _nb(data: dict):
+    return nbformat.reads(json.dumps(data), as_version=4)
+
+
+def _by_id(nb):
+    return {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells if "nbgrader" in c.metadata}
+
+
+def test_read_rejects_bad_json_and_non_notebooks(ctx):
+    for raw, message in ((b"{oops", "not valid JSON"), (b'{"a": 1}', "not a notebook"), (b"\xff\xfe", "not valid")):
+        with pytest.raises(StepFailed, match=message) as info:
+            ReadNotebook()(raw, ctx)
+        assert info.value.status == "invalid_notebook"
+    assert len(ReadNotebook()(json.dumps(released()).encode(), ctx).cells) == 7
+
+
+def test_clear_outputs(ctx):
+    data = released()
+    data["cells"][1]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "fake pass"}]
+    data["cells"][1]["execution_count"] = 7
+    nb = ClearOutputs()(_nb(data), ctx)
+    assert nb.cells[1].outputs == [] and nb.cells[1].execution_count is None
+
+
+def test_duplicated_grade_id_repaired_not_fatal(ctx):
+    data = released()
+    data["cells"].insert(1, json.loads(json.dumps(data["cells"][1])))
+    nb = RepairCellIds()(_nb(data), ctx)
+    ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
+    assert ids.count("add") == 1 and ids[2] == "add"  # nbgrader's DeduplicateIds keeps the last copy
+    assert "duplicated cell id(s) add repaired" in ctx.notes
+
+
+def test_duplicated_cell_ids_of_nbformat_4_5_get_new_ids(ctx):
+    data = released()
+    data["nbformat_minor"] = 5
+    for cell in data["cells"]:
+        cell["id"] = "same"
+    nb = RepairCellIds()(ReadNotebook()(json.dumps(data).encode(), ctx), ctx)
+    assert len({c.id for c in nb.cells}) == len(nb.cells)
+    assert "duplicated notebook cell ids repaired" in ctx.notes
+
+
+def test_restore_edited_retyped_deleted_and_invented_cells(ctx):
+    data = released()
+    cells = {c["metadata"]["nbgrader"]["grade_id"]: c for c in data["cells"]}
+    cells["test_add"]["source"] = "assert True"
+    cells["test_squares"].update(cell_type="markdown")
+    cells["test_squares"].pop("outputs")
+    cells["test_squares"].pop("execution_count")
+    data["cells"].remove(cells["test_mean"])
+    data["cells"].append({"cell_type": "code", "metadata": {"nbgrader": {
+        "grade_id": "bonus", "grade": True, "solution": False, "locked": True, "points": 100.0,
+        "schema_version": 3}}, "source": "pass", "outputs": [], "execution_count": None})
+    nb = RestoreCells()(_nb(data), ctx)
+    spec = {c.grade_id: c for c in ctx.spec.cells}
+    restored = _by_id(nb)
+    assert "bonus" not in restored  # invented grade cells carry no points
+    assert restored["test_add"].source == spec["test_add"].source  # with the hidden tests
+    assert restored["test_squares"].cell_type == "code"
+    assert restored["test_mean"].source.endswith(spec["test_mean"].source)
+    order = [c.metadata["nbgrader"]["grade_id"] for c in nb.cells if "nbgrader" in c.metadata]
+    assert order == [c.grade_id for c in ctx.spec.cells]  # re-added right after its answer cell
+    assert restored["test_mean"].metadata["nbgrader"]["points"] == 1.0
+    assert any("edited" in n and "test_add" in n for n in ctx.notes)
+    assert any("missing" in n and "test_mean" in n for n in ctx.notes)
+
+
+def test_released_test_cells_are_not_reported_as_edited(ctx):
+    RestoreCells()(_nb(released()), ctx)
+    assert ctx.notes == []
+
+
+def test_harden_rewrites_equality_keeps_lines_and_comments():
+    source = build_source()["cells"][2]["source"]  # test_add with hidden tests
+    hardened = harden_test_source(source, "G", "TOKEN123")
+    assert "### BEGIN HIDDEN TESTS" in hardened
+    assert hardened.splitlines()[0] == "assert G.eq(add(1, 2), 3)"
+    assert hardened.splitlines()[3] == "assert G.eq(add(2.5, 2.5), 5.0)"
+    assert hardened.rstrip().endswith("print('TOKEN123')")
+
+
+def test_harden_multiline_assert_keeps_line_numbers():
+    source = "assert f(1) == [\n    1,\n    2]\nassert g() != 3, 'msg'\nx = 1\n"
+    hardened = harden_test_source(source, "G", "T")
+    ast.parse(hardened)
+    lines = hardened.splitlines()
+    assert lines[0].startswith("assert G.eq(f(1), [1, 2])")
+    assert lines[3] == "assert G.ne(g(), 3), 'msg'"
+
+
+def test_harden_keeps_final_expression_for_partial_credit():
+    hardened = harden_test_source("score = 0.5\nscore", "G", "T")
+    tree = ast.parse(hardened)
+    assert isinstance(tree.body[-1], ast.Expr) and ast.unparse(tree.body[-1]) == "G.result"
+    assert "print('T')" in hardened
+
+
+def test_harden_leaves_syntax_errors_alone():
+    assert harden_test_source("assert (", "G", "T") == "assert ("
+
+
+def test_builtin_names_used():
+    assert builtin_names_used("assert len(x) == sum(y)\nimport math") == ["len", "sum"]
+
+
+def test_kernel_guard_strict_equality_without_a_kernel():
+    """The guard's eq/ne logic, exercised in this process with a stand-in for trusted prefixes."""
+    import sys
+    from pathlib import Path
+
+    from autograder import kernel_guard
+
+    guard = kernel_guard.Guard.__new__(kernel_guard.Guard)
+    guard.trusted_prefixes = (sys.prefix, sys.base_prefix)
+    # classes compiled from a "notebook cell"
+    ns = {}
+    exec(compile("class AlwaysEqual:\n    def __eq__(self, o): return True\n"
+                 "class E(int):\n    def __eq__(self, o): return True\n    __hash__ = int.__hash__\n",
+                 "/tmp/ipykernel_1/123.py", "exec"), ns)
+    A, E = ns["AlwaysEqual"], ns["E"]
+    assert guard.eq(3, 3) and guard.eq(2, 2.0) and not guard.eq([1, 2], [1, 3])
+    assert guard.eq({"a": [1, 2]}, {"a": [1, 2]}) and guard.ne(1, 2)
+    for cheat in (A(), E(0), [A(), A()], {"k": A()}):
+        with pytest.raises(kernel_guard.GuardError, match="notebook"):
+            guard.eq(cheat, [1, 2] if isinstance(cheat, list) else 5)
+    assert guard.eq(A(), A())  # same user type on both sides keeps its own meaning
+    assert Path(kernel_guard.__file__).name == "kernel_guard.py"
+
+
+def test_score_cells_warnings_do_not_cost_points_and_swallowed_errors_do(ctx):
+    nb = RestoreCells()(_nb(released()), ctx)
+    cells = _by_id(nb)
+    cells["test_add"].outputs = [nbformat.v4.new_output("stream", name="stderr", text="DeprecationWarning: x\n")]
+    ctx.verdicts = {"test_add": (True, ""), "test_squares": (False, "swallowed"), "test_mean": (False, "boom")}
+    cells["test_mean"].outputs = [nbformat.v4.new_output("error", ename="AssertionError", evalue="", traceback=[])]
+    scores = ScoreCells()(nb, ctx)
+    assert scores == {"test_add": (2.0, 2.0), "test_squares": (0.0, 1.0), "test_mean": (0.0, 1.0)}
+    assert cells["test_add"].outputs[0]["name"] == "stdout"
+    assert cells["test_squares"].outputs[-1]["evalue"] == "swallowed"
+
+
+def test_worst_status_and_result_shape():
+    assert worst_status(["ok", "timeout", "missing"]) == "timeout"
+    assert worst_status([]) == "ok"
+    result = GradeResult("s", "ok", "graded", [NotebookResult("p", "ok", "", None, {"a": (1.0, 2.0)})], 1.0, 1.0, 2.0)
+    assert result.to_dict() == {"student_id": "s", "status": "ok", "score": 1.0, "max_score": 2.0, "reason": "graded"}
+
+
+def test_grade_job_unsandboxed_end_to_end():
+    """A perfect and a missing notebook in one job, sandbox off: scores from a real kernel."""
+    from autograder.unit import grade_job
+
+    data = released()
+    for cell in data["cells"]:
+        gid = cell["metadata"]["nbgrader"]["grade_id"]
+        cell["source"] = CORRECT.get(gid, cell["source"])
+    specs = specs_from_source()
+    job = GradeJob("c", "reg", "alice", {f"{NOTEBOOK}.ipynb": json.dumps(data).encode()}, specs, {},
+                   Limits(cell_timeout=30), sandbox=False)
+    result = grade_job(job)
+    assert (result.status, result.score, result.max_score) == ("ok", 4.0, 4.0), result.reason
+    graded = nbformat.reads(result.notebooks[0].graded.decode(), as_version=4)
+    assert "### BEGIN HIDDEN TESTS" in _by_id(graded)["test_add"].source  # D2's feedback must strip these
+    missing = grade_job(GradeJob("c", "reg", "bob", {}, specs, {}, Limits(), sandbox=False))
+    assert (missing.status, missing.score, missing.max_score) == ("missing", 0.0, 4.0)
