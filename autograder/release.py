@@ -44,6 +44,11 @@ def release(assignment: str, root=None, *, exchange: bool = True, force: bool = 
     root = course.find_course_root(root)
     course.check_assignment(root, assignment)
     api = course.make_api(root, ExchangeReleaseAssignment={"force": force})
+    outbound = Path(api.exchange_root) / api.course_id / "outbound" / assignment
+    if exchange and not force and outbound.exists():
+        # nbgrader would only notice after regenerating; say it before doing any work.
+        raise NbgraderStepError(f"{assignment} is already released to {outbound}: add --force to overwrite it "
+                                "(students who fetched it keep their copy)")
 
     say(f"[1/{2 if exchange else 1}] nbgrader generate_assignment {assignment} ...")
     _check(api.generate_assignment(assignment, force=True, create=True), "generate_assignment", assignment)
@@ -56,7 +61,7 @@ def release(assignment: str, root=None, *, exchange: bool = True, force: bool = 
             Path(api.exchange_root).mkdir(parents=True, exist_ok=True)
         _check(api.release_assignment(assignment), "release_assignment", assignment,
                hint="" if force else " (already released? add --force to overwrite)")
-        summary["exchange"] = str(Path(api.exchange_root) / api.course_id / "outbound" / assignment)
+        summary["exchange"] = str(outbound)
     if not released:
         raise NbgraderStepError(f"nbgrader generated no notebook for {assignment!r} in {summary['release']}")
     return summary

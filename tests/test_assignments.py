@@ -1,0 +1,352 @@
+"""The nbgrader assignments, end to end, in a temporary copy of the course directory.
+
+Per assignment: plain ``nbgrader generate_assignment`` succeeds; the release holds no solution and no hidden-test
+line; graded through nbgrader's own API, the untouched release scores 0, the solution full marks and a partially
+correct submission exactly the expected points; the feedback explains every lost point; nbgrader's Validator
+passes the solution and fails the release on every graded cell.
+
+nbgrader is slow here (each autograde executes a notebook): the course copy is generated once per module and
+each kind of submission graded once per assignment. fix_the_pipeline (mlflow + sklearn + scipy in one kernel,
+~45 s per execution on a loaded machine) is graded only in the ``full`` run.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import html
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder import course
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSIGNMENTS = course.source_assignments(ROOT)
+MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "BEGIN STUB", "END STUB")
+
+# What the partially correct submission does, per assignment: which answer cells it gets right, and for the
+# others what it submits (None: leave the released cell as it is).
+PARTIAL = {
+    "practice_questions": {"right": {"q1", "q2", "q3", "q4", "q5"},
+                           "wrong": {"q6": "A", "q7": "A", "q8": "C", "q9": "A", "q10": "B"}},
+    "fix_the_pipeline": {"right": {"ex1", "ex3", "ex5"}, "wrong": {}},
+}
+STUDENTS = ("untouched", "solution", "partial")
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+def nbgrader_meta(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def item(grade_id: str) -> str:
+    """The question / exercise a cell belongs to: 'q3_answer' and 'q3_check' -> 'q3'."""
+    return grade_id.split("_")[0]
+
+
+def solution_code(source: str) -> str:
+    """A source cell as its solution runs: markers dropped, the stub region (the broken code) removed."""
+    kept, in_stub = [], False
+    for line in source.split("\n"):
+        if "BEGIN STUB" in line:
+            in_stub = True
+        elif "END STUB" in line:
+            in_stub = False
+        elif not in_stub and not any(m in line for m in ("BEGIN SOLUTION", "END SOLUTION")):
+            kept.append(line)
+    return "\n".join(kept)
+
+
+def regions(source: str):
+    """Split a source cell's lines into (secret, public): solution and hidden-test lines vs everything a student
+    may see (the rest of the cell and the uncommented stub)."""
+    secret, public, state = [], [], None
+    for line in source.split("\n"):
+        if "BEGIN SOLUTION" in line or "BEGIN HIDDEN TESTS" in line:
+            state = "secret"
+        elif "BEGIN STUB" in line:
+            state = "stub"
+        elif any(m in line for m in ("END SOLUTION", "END HIDDEN TESTS", "END STUB")):
+            state = None
+        elif state == "secret":
+            secret.append(line.strip())
+        elif state == "stub":
+            public.append(re.sub(r"^#\s?", "", line.strip()).strip())
+        else:
+            public.append(line.strip())
+    return secret, public
+
+
+def read(path: Path):
+    return nbformat.read(str(path), as_version=4)
+
+
+def source_notebook(root: Path, assignment: str) -> Path:
+    (path,) = course.notebook_paths(root, "source", assignment)
+    return path
+
+
+def make_submission(root: Path, assignment: str, student: str) -> Path:
+    """Write submitted/<student>/<assignment>/<notebook> from the release, as that student would hand it in."""
+    src = source_notebook(root, assignment)
+    source_cells = {nbgrader_meta(c)["grade_id"]: c for c in read(src).cells if nbgrader_meta(c)}
+    nb = read(root / "release" / assignment / src.name)
+    plan = PARTIAL[assignment]
+    for cell in nb.cells:
+        meta = nbgrader_meta(cell)
+        if not meta.get("solution"):
+            continue
+        name = item(meta["grade_id"])
+        if student == "solution" or (student == "partial" and name in plan["right"]):
+            cell.source = solution_code(source_cells[meta["grade_id"]].source)
+        elif student == "partial" and name in plan["wrong"]:
+            cell.source = f"{name} = {plan['wrong'][name]!r}"
+    dest = root / "submitted" / student / assignment / src.name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(dest))
+    return dest
+
+
+def grade_cells(root: Path, assignment: str) -> dict[str, float]:
+    """grade_id -> points of every autograded test cell of the source notebook."""
+    return {nbgrader_meta(c)["grade_id"]: float(nbgrader_meta(c)["points"]) for c in read(source_notebook(root, assignment)).cells
+            if nbgrader_meta(c).get("grade") and c.cell_type == "code"}
+
+
+def expected_partial(root: Path, assignment: str) -> float:
+    right = PARTIAL[assignment]["right"]
+    return sum(p for gid, p in grade_cells(root, assignment).items() if item(gid) in right)
+
+
+def visible_text(page: str) -> str:
+    """The text a student reads in an HTML feedback page: tags stripped, entities decoded, whitespace collapsed."""
+    page = re.sub(r"<(script|style)\b.*?</\1>", " ", page, flags=re.S)
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", "", page)))
+
+
+# ----------------------------------------------------------------------------------------------- fixtures
+def plain_nbgrader(root: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run the `nbgrader` command itself from the course directory, as an instructor would."""
+    course.ensure_venv_on_path()
+    nbgrader = str(Path(sys.executable).parent / "nbgrader")
+    return subprocess.run([nbgrader, *args], cwd=root, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def course_copy(tmp_path_factory):
+    """A copy of the course with both assignments generated once: practice_questions by PLAIN `nbgrader
+    generate_assignment` (which must load nbgrader_config.py by itself), fix_the_pipeline by this project's
+    `release` verb (generate + release to the course-local exchange)."""
+    from autograder.cli import main
+
+    root = course.copy_course(ROOT, tmp_path_factory.mktemp("course"))
+    plain = plain_nbgrader(root, "generate_assignment", "practice_questions")
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    assert main(["release", "fix_the_pipeline", "--course-dir", str(root)]) == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def api(course_copy):
+    return course.make_api(course_copy)
+
+
+@pytest.fixture(scope="module", params=[
+    "practice_questions",
+    pytest.param("fix_the_pipeline", marks=pytest.mark.full),
+])
+def graded(request, course_copy, api):
+    """One assignment, its three submissions autograded by nbgrader (once): scores per student and per cell."""
+    assignment = request.param
+    root = course_copy
+    scores, cells = {}, {}
+    for student in STUDENTS:
+        make_submission(root, assignment, student)
+        result = api.autograde(assignment, student)
+        assert result["success"], result.get("error") or result.get("log")
+    with api.gradebook as gb:
+        for student in STUDENTS:
+            submission = gb.find_submission(assignment, student)
+            scores[student] = (submission.score, submission.max_score)
+            cells[student] = {g.name: (g.score, g.max_score) for nb in submission.notebooks for g in nb.grades
+                              if g.cell.cell_type == "code"}
+    return {"assignment": assignment, "root": root, "scores": scores, "cells": cells}
+
+
+# ----------------------------------------------------------------------------------------------- generation & release
+def test_both_assignments_are_generated(course_copy):
+    for assignment in ("practice_questions", "fix_the_pipeline"):
+        assert course.notebook_paths(course_copy, "release", assignment), f"no released notebook for {assignment}"
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_plain_nbgrader_generates_every_source_folder(tmp_path, assignment):
+    root = course.copy_course(ROOT, tmp_path)
+    run = plain_nbgrader(root, "generate_assignment", assignment)
+    assert run.returncode == 0, f"nbgrader generate_assignment {assignment}:\n{run.stderr[-3000:]}"
+    assert course.notebook_paths(root, "release", assignment)
+    assert "[GenerateAssignmentApp | ERROR]" not in run.stderr and "[GenerateAssignmentApp | WARNING]" not in run.stderr
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_release_holds_no_solution_and_no_hidden_test(course_copy, assignment):
+    root = course_copy
+    secret, public = set(), set()
+    for path in (root / "source" / assignment).rglob("*.ipynb"):
+        for cell in read(path).cells:
+            s, p = regions(cell.source)
+            if nbgrader_meta(cell).get("solution") and cell.cell_type == "code":
+                assert set(s) - set(p) - {""}, f"{nbgrader_meta(cell)['grade_id']}: the solution equals the stub"
+            secret.update(s)
+            public.update(p)
+    secret -= public | {""}
+    assert len(secret) > 20  # the search below looks for something
+    files = [f for f in (root / "release" / assignment).rglob("*") if f.is_file()]
+    assert files
+    for f in files:
+        text = f.read_text(errors="replace")
+        for marker in MARKERS:
+            assert marker not in text, f"{f.name} keeps a {marker!r} marker"
+        lines = set()
+        if f.suffix == ".ipynb":
+            for cell in read(f).cells:
+                lines.update(line.strip() for line in cell.source.split("\n"))
+        else:
+            lines.update(line.strip() for line in text.splitlines())
+        leaked = sorted(secret & lines)
+        assert not leaked, f"{f.name} leaks solution / hidden-test lines: {leaked[:5]}"
+
+
+def test_assignment_sizes(api):
+    with api.gradebook as gb:
+        questions = gb.find_assignment("practice_questions")
+        exercises = gb.find_assignment("fix_the_pipeline")
+        q_cells = [c for nb in questions.notebooks for c in nb.grade_cells if c.cell_type == "code"]
+        x_cells = [c for nb in exercises.notebooks for c in nb.grade_cells if c.cell_type == "code"]
+    assert len(q_cells) == 10
+    assert len(x_cells) >= 6 and all(c.max_score > 0 for c in x_cells)
+
+
+def test_fix_the_pipeline_release_shows_the_broken_code(course_copy):
+    """The student sees the code to repair in the answer cell (not nbgrader's 'raise NotImplementedError()')."""
+    root = course_copy
+    released = read(root / "release" / "fix_the_pipeline" / "fix_the_pipeline.ipynb")
+    answers = {nbgrader_meta(c)["grade_id"]: c.source for c in released.cells if nbgrader_meta(c).get("solution")}
+    assert len(answers) >= 6
+    assert not any("NotImplementedError" in s for s in answers.values())
+    assert "for step in pipeline\n" in answers["ex1_answer"]  # the seed's missing colon, as the student gets it
+    assert 'mlflow.log_metric("accuracy", accuracy)' in answers["ex2_answer"]
+    assert "start_run" not in answers["ex2_answer"]
+    assert 'return {"columns": list(batch.columns)' in answers["ex4_answer"]
+
+
+# ----------------------------------------------------------------------------------------------- grading
+def test_untouched_release_scores_zero(graded):
+    score, max_score = graded["scores"]["untouched"]
+    assert max_score == sum(grade_cells(graded["root"], graded["assignment"]).values())
+    assert score == 0, graded["cells"]["untouched"]
+
+
+def test_solution_scores_full_marks(graded):
+    score, max_score = graded["scores"]["solution"]
+    assert max_score > 0 and score == max_score, {k: v for k, v in graded["cells"]["solution"].items() if v[0] != v[1]}
+
+
+def test_partial_submission_scores_exactly_the_expected_points(graded):
+    root, assignment = graded["root"], graded["assignment"]
+    score, _ = graded["scores"]["partial"]
+    assert score == expected_partial(root, assignment)
+    right = PARTIAL[assignment]["right"]
+    for grade_id, (got, out_of) in graded["cells"]["partial"].items():
+        assert got == (out_of if item(grade_id) in right else 0), grade_id
+
+
+def test_feedback_explains_every_lost_point(graded, api):
+    root, assignment = graded["root"], graded["assignment"]
+    result = api.generate_feedback(assignment, "partial")
+    assert result["success"], result.get("error")
+    (page,) = (root / "feedback" / "partial" / assignment).glob("*.html")
+    text = visible_text(page.read_text())
+    (autograded,) = course.notebook_paths(root, "autograded", assignment, student="partial")
+    lost = [c for c in read(autograded).cells if nbgrader_meta(c).get("grade") and c.cell_type == "code"
+            and graded["cells"]["partial"][nbgrader_meta(c)["grade_id"]][0] == 0]
+    assert len(lost) == len(grade_cells(root, assignment)) - len(PARTIAL[assignment]["right"])
+    for cell in lost:
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        assert errors and errors[0].evalue.strip(), f"{nbgrader_meta(cell)['grade_id']} lost points silently"
+        explanation = re.sub(r"\s+", " ", errors[0].evalue).strip()
+        assert explanation in text, f"the feedback does not show why {nbgrader_meta(cell)['grade_id']} lost points"
+    if assignment == "practice_questions":
+        from autograder.questions import load_bank
+
+        for q in load_bank():
+            chosen = PARTIAL[assignment]["wrong"].get(q.id)
+            if chosen:
+                assert f"Misconception: {q.misconceptions[chosen]}" in text, q.id
+                assert f"Hint: {q.hint}" in text, q.id
+
+
+def test_validator_passes_the_solution_and_fails_every_cell_of_the_release(graded):
+    """nbgrader validate exits 0 even when validation fails: ask nbgrader's Validator itself."""
+    from nbgrader.validator import Validator
+
+    root, assignment = graded["root"], graded["assignment"]
+    validator = Validator(config=course.load_config(root))
+    (solution,) = course.notebook_paths(root, "submitted", assignment, student="solution")
+    (untouched,) = course.notebook_paths(root, "submitted", assignment, student="untouched")
+    assert validator.validate(str(solution)) == {}
+    failed = validator.validate(str(untouched)).get("failed", [])
+    assert len(failed) == len(grade_cells(root, assignment)), "a visible test passes on the untouched release"
+
+
+def test_export_writes_the_grades_csv(graded, api):
+    from autograder.cli import main
+
+    root, assignment = graded["root"], graded["assignment"]
+    out = root / "build" / f"{assignment}.csv"
+    assert main(["export", "--course-dir", str(root), "--to", str(out), "--assignment", assignment]) == 0
+    rows = {r["student_id"]: r for r in csv.DictReader(out.open())}
+    assert set(rows) == set(STUDENTS)
+    for student, (score, max_score) in graded["scores"].items():
+        assert float(rows[student]["raw_score"]) == score and float(rows[student]["max_score"]) == max_score
+    assert main(["export", "--course-dir", str(root), "--assignment", "no_such_assignment"]) == 2
+
+
+# ----------------------------------------------------------------------------------------------- the release verb
+def test_release_verb_put_the_release_in_the_local_exchange(course_copy, capsys):
+    from autograder.cli import main
+
+    released = course_copy / "release" / "fix_the_pipeline" / "fix_the_pipeline.ipynb"
+    outbound = course_copy / "exchange" / "mlops-bridge" / "outbound" / "fix_the_pipeline" / "fix_the_pipeline.ipynb"
+    assert json.loads(outbound.read_text()) == json.loads(released.read_text())
+    before = outbound.stat().st_mtime_ns
+    assert main(["release", "fix_the_pipeline", "--course-dir", str(course_copy)]) == 2  # already released
+    assert "add --force" in capsys.readouterr().err and outbound.stat().st_mtime_ns == before
+    assert main(["release", "no_such_assignment", "--course-dir", str(course_copy)]) == 2
+    assert "known assignments: fix_the_pipeline, practice_questions" in capsys.readouterr().err
+
+
+@pytest.mark.full
+def test_release_verb_force_rereleases(tmp_path, capsys):
+    from autograder.cli import main
+
+    root = course.copy_course(ROOT, tmp_path / "course")
+    assert main(["release", "practice_questions", "--course-dir", str(root)]) == 0
+    assert "10 autograded cells, 20 points" in capsys.readouterr().out
+    assert main(["release", "practice_questions", "--force", "--course-dir", str(root)]) == 0
+    assert (root / "exchange" / "mlops-bridge" / "outbound" / "practice_questions" / "practice_questions.ipynb").is_file()
+
+
+def test_release_verb_outside_a_course_directory_says_so(tmp_path, capsys, monkeypatch):
+    from autograder.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["release", "practice_questions"]) == 2
+    assert "no nbgrader_config.py" in capsys.readouterr().err
