@@ -14,8 +14,10 @@ NOTEBOOKS = ROOT / "notebooks"
 
 # Child processes (papermill kernels, mlflow CLIs, nbgrader) must find the venv's tools.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-# Never let a test write to a developer's real store by accident.
-os.environ.pop("MLFLOW_TRACKING_URI", None)
+# Never let a test write to a developer's real store by accident. The one exception: tests/test_model_gate.py run
+# on purpose against a registered model (MODEL_URI set) reads that model from the store the caller names.
+if "MODEL_URI" not in os.environ:
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 
 def free_port() -> int:

@@ -43,3 +43,18 @@ def test_lesson_05_alerts_at_the_onset_logs_every_step_and_recovers(run_lesson, 
     assert all(accuracy[s] >= 0.85 for s in accuracy if s > retrained)
     drift_alert = {p.step: p.value for p in client.get_metric_history(run.info.run_id, "drift_alert")}
     assert min(s for s, v in drift_alert.items() if v) == drift_start
+
+
+def test_lesson_06_blocks_bad_candidates_promotes_and_serves_the_good_one(run_lesson, tracking_uri, port):
+    result = run_lesson("06_automation.ipynb", tracking_uri=tracking_uri, experiment_name="t06", port=port)
+    text = result.outputs_text()
+    client = MlflowClient(tracking_uri)
+    versions = {int(mv.version): mv for mv in client.search_model_versions("name='iris-classifier'")}
+    assert sorted(versions) == [1, 2, 3, 4]            # champion made on the spot + three candidates
+    decisions = dict(re.findall(r"version (\d+): gate for \S+: (PROMOTE|BLOCK)", text))
+    assert decisions == {"2": "BLOCK", "3": "BLOCK", "4": "PROMOTE"}
+    assert {v: versions[v].tags.get("gate") for v in (2, 3, 4)} == {2: "blocked", 3: "blocked", 4: "passed"}
+    assert client.get_model_version_by_alias("iris-classifier", "champion").version == "4"
+    assert "FAIL  holdout accuracy" in text and "FAIL  data validation" in text
+    assert "PASS  endpoint smoke test: 5 rows via POST /invocations: answers match the model" in text
+    assert "5 passed" in text and "CI gate: passed" in text
