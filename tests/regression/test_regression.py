@@ -99,7 +99,11 @@ def test_case_gets_expected_status_and_score(graded, student_id):
 def _outputs_text(result) -> str:
     """Everything the graded notebook's cells printed (not their sources)."""
     nb = json.loads(result.notebooks[0].graded)
-    return "".join(o.get("text", "") + o.get("evalue", "") for c in nb["cells"] for o in c.get("outputs", []))
+    def text(value):  # nbformat stores multi-line strings as lists of lines
+        return "".join(value) if isinstance(value, list) else value
+
+    return "".join(text(o.get("text", "")) + text(o.get("evalue", ""))
+                   for c in nb["cells"] for o in c.get("outputs", []))
 
 
 def test_network_listener_saw_nothing(graded):
