@@ -54,7 +54,7 @@ def test_lesson_06_blocks_bad_candidates_promotes_and_serves_the_good_one(run_le
     decisions = dict(re.findall(r"version (\d+): gate for \S+: (PROMOTE|BLOCK)", text))
     assert decisions == {"2": "BLOCK", "3": "BLOCK", "4": "PROMOTE"}
     assert {v: versions[v].tags.get("gate") for v in (2, 3, 4)} == {2: "blocked", 3: "blocked", 4: "passed"}
-    assert client.get_model_version_by_alias("iris-classifier", "champion").version == "4"
+    assert int(client.get_model_version_by_alias("iris-classifier", "champion").version) == 4
     assert "FAIL  holdout accuracy" in text and "FAIL  data validation" in text
     assert "PASS  endpoint smoke test: 5 rows via POST /invocations: answers match the model" in text
     assert "5 passed" in text and "CI gate: passed" in text
