@@ -168,6 +168,9 @@ class _ServerProcess:
         self.process: subprocess.Popen | None = None
         self.ready_seconds: float | None = None
         self._finalizer = None
+        self._cell_hook = None
+        self._last_tail = ""
+        self._stopped_because = "it was stopped"
         self._session = requests.Session()
 
     # subclasses
@@ -263,6 +266,49 @@ class _ServerProcess:
         if self._finalizer is not None:
             self._finalizer()
         self._session.close()
+        self._unregister_cell_hook()
+
+    def stop_when_a_cell_fails(self) -> "_ServerProcess":
+        """In a notebook, stop this server as soon as any cell raises (an IPython ``post_run_cell`` hook).
+
+        A lesson starts its server in one cell and uses it in the next ones: a ``with`` block cannot span
+        cells, so this is what guarantees that a failing cell leaves no server running. Outside IPython it
+        does nothing. Returns ``self``.
+        """
+        try:
+            from IPython import get_ipython
+        except ImportError:  # pragma: no cover - IPython ships with the course
+            return self
+        shell = get_ipython()
+        if shell is None or self._cell_hook is not None:
+            return self
+        ref = weakref.ref(self)  # the hook must not keep the server alive
+
+        def after_cell(result):
+            server = ref()
+            if server is None or not server.running:
+                return
+            if result.error_in_exec is not None or result.error_before_exec is not None:
+                print(
+                    f"A cell failed: stopping the {server.kind} at {server.url} so that it is not left running. "
+                    f"Fix the cell, then re-run the cell that starts the server.",
+                    file=sys.stderr,
+                )
+                server.stop()
+                server._stopped_because = "it was stopped because a cell failed"
+
+        shell.events.register("post_run_cell", after_cell)
+        self._cell_hook = (shell, after_cell)
+        return self
+
+    def _unregister_cell_hook(self) -> None:
+        if self._cell_hook is not None:
+            shell, hook = self._cell_hook
+            self._cell_hook = None
+            try:
+                shell.events.unregister("post_run_cell", hook)
+            except ValueError:
+                pass
 
     def log_text(self) -> str:
         if self.log_path is None or not self.log_path.exists():
@@ -272,7 +318,7 @@ class _ServerProcess:
     def log_tail(self, lines: int = 15) -> str:
         """The last lines the process wrote (progress bars collapsed)."""
         text = self.log_text()
-        if not text and getattr(self, "_last_tail", ""):
+        if not text and self._last_tail:
             return self._last_tail
         return "\n".join(_clean_log_lines(text)[-lines:])
 
@@ -405,8 +451,14 @@ class ModelServer(_ServerProcess):
 
         ``payload`` is a dict (sent as JSON) or a str/bytes body (sent as is, e.g. CSV with ``text/csv``).
         """
-        if self.process is None or not self.running:
-            raise ServerNotRunningError(f"the {self.kind} at {self.url} is not running (start it, or use `with`)")
+        if self.process is None:
+            raise ServerNotRunningError(f"the {self.kind} at {self.url} was never started: call start(), or use `with`")
+        if not self.running:
+            if self._finalizer is not None and self._finalizer.alive:  # nobody stopped it: it died
+                reason = f"it exited with code {self.process.returncode}; last lines of its log:\n{self.log_tail()}"
+            else:
+                reason = self._stopped_because
+            raise ServerNotRunningError(f"the {self.kind} at {self.url} is not running ({reason}): start a new one")
         try:
             if isinstance(payload, (str, bytes)):
                 return self._session.post(
@@ -470,7 +522,7 @@ def server_message(answer: requests.Response) -> str:
 class MlflowUI(_ServerProcess):
     """``mlflow ui --backend-store-uri URI --host 127.0.0.1 --port PORT``, as a context manager.
 
-    Ready when its root page answers 200 with content (15-45 s on a loaded machine). It is also a tracking
+    Ready when its root page answers 200 with content (15-45 s on a loaded machine, minutes when it is very busy). It is also a tracking
     server: its REST API (``/api/2.0/mlflow/...``) answers on the same port.
     """
 
@@ -482,13 +534,17 @@ class MlflowUI(_ServerProcess):
         *,
         port: int | None = None,
         host: str = DEFAULT_HOST,
-        startup_timeout: float = 180.0,
+        workers: int = 1,
+        startup_timeout: float = 300.0,
         log_path: str | Path | None = None,
     ):
         from .tracking import resolve_tracking_uri
 
         super().__init__(host=host, port=port, startup_timeout=startup_timeout, log_path=log_path, tracking_uri=None)
         self.backend_store_uri = resolve_tracking_uri(backend_store_uri)
+        # `mlflow ui` defaults to 4 uvicorn workers under a supervisor that kills a worker which is slow to start:
+        # on a busy 2-core machine all four were killed and the UI never answered. One student needs one worker.
+        self.workers = int(workers)
 
     def command(self) -> list[str]:
         return [
@@ -496,6 +552,7 @@ class MlflowUI(_ServerProcess):
             "--backend-store-uri", self.backend_store_uri,
             "--host", self.host,
             "--port", str(self.port),
+            "--workers", str(self.workers),
         ]  # fmt: skip
 
     def _is_ready(self) -> bool:
