@@ -59,3 +59,35 @@ def run_lesson(tmp_path):
         return execute(NOTEBOOKS / name, tmp_path / "out" / name, parameters)
 
     return run
+
+
+SESSION_MARKER_VARIABLE = "MLOPS_BRIDGE_TEST_SESSION"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_server_left_running():
+    """Fail the session if a server started during it (``mlflow models serve``, ``mlflow ui``, ``mlflow server``,
+    uvicorn, gunicorn) is still alive at the end, and kill it.
+
+    The session exports a marker variable that every child inherits (papermill kernels, mlflow CLIs and the uvicorn
+    they spawn), so even orphans re-parented to init are found, and other users' servers never are.
+    """
+    import signal
+    import time
+
+    from mlops_helpers.serving import server_processes
+
+    marker = {SESSION_MARKER_VARIABLE: f"{os.getpid()}-{time.time_ns()}"}
+    os.environ.update(marker)
+    yield
+    deadline = time.monotonic() + 15  # a kernel shutting down may still be stopping its server
+    while (left := server_processes(env=marker)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for pid, _ in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if left:
+        listing = "\n".join(f"  pid {pid}: {cmd}" for pid, cmd in left)
+        pytest.fail(f"{len(left)} server process(es) started by the tests were still running (now killed):\n{listing}")
