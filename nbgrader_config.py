@@ -74,7 +74,6 @@ c.OverwriteCells.add_missing_cells = True
 # A course-local exchange folder (ignored by git), instead of the system-wide /srv/nbgrader/exchange that needs
 # root: enough for a single-machine class and for the tests, which copy the course and get their own exchange.
 c.Exchange.root = os.path.join(HERE, "exchange")
-c.Exchange.path_includes_course = True
 # Where a student's `nbgrader fetch_assignment` puts their working copy (and `nbgrader submit` takes it from):
 # assignments/<assignment>/, also ignored by git, instead of folders scattered over the repository root.
 c.Exchange.assignment_dir = os.path.join(HERE, "assignments")
