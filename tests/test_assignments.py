@@ -34,8 +34,11 @@ MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN T
 # others what it submits (None: leave the released cell as it is).
 PARTIAL = {
     "practice_questions": {"right": {"q1", "q2", "q3", "q4", "q5"},
-                           "wrong": {"q6": "A", "q7": "A", "q8": "C", "q9": "A", "q10": "B"}},
-    "fix_the_pipeline": {"right": {"ex1", "ex3", "ex5"}, "wrong": {}},
+                           "wrong": {"q6": "A", "q7": "A", "q8": "C", "q9": "A", "q10": "B"},
+                           # a test cell deleted by the student: nbgrader must put it back and still score it
+                           # (OverwriteCells.add_missing_cells in nbgrader_config.py)
+                           "deleted": {"q2_check"}},
+    "fix_the_pipeline": {"right": {"ex1", "ex3", "ex5"}, "wrong": {}, "deleted": {"ex5_tests"}},
 }
 STUDENTS = ("untouched", "solution", "partial")
 
@@ -107,6 +110,8 @@ def make_submission(root: Path, assignment: str, student: str) -> Path:
             cell.source = solution_code(source_cells[meta["grade_id"]].source)
         elif student == "partial" and name in plan["wrong"]:
             cell.source = f"{name} = {plan['wrong'][name]!r}"
+    if student == "partial":
+        nb.cells = [c for c in nb.cells if nbgrader_meta(c).get("grade_id") not in plan["deleted"]]
     dest = root / "submitted" / student / assignment / src.name
     dest.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, str(dest))
@@ -196,6 +201,25 @@ def test_plain_nbgrader_generates_every_source_folder(tmp_path, assignment):
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_source_notebooks_are_well_formed(assignment):
+    """Unique grade_ids (one duplicate aborts a whole autograde batch), python3 kernel, answer and test cells."""
+    for path in (ROOT / "source" / assignment).glob("*.ipynb"):
+        nb = read(path)
+        nbformat.validate(nb)
+        ids = [nbgrader_meta(c)["grade_id"] for c in nb.cells if nbgrader_meta(c)]
+        assert len(ids) == len(set(ids)), f"{path.name}: duplicated grade_id"
+        assert nb.metadata.kernelspec.name == "python3"
+        answers = {item(nbgrader_meta(c)["grade_id"]) for c in nb.cells if nbgrader_meta(c).get("solution")}
+        tests = {item(nbgrader_meta(c)["grade_id"]) for c in nb.cells
+                 if nbgrader_meta(c).get("grade") and c.cell_type == "code"}
+        assert answers == tests, "every answer cell has its own test cell"
+        for cell in nb.cells:
+            if nbgrader_meta(cell).get("grade") and cell.cell_type == "code":
+                assert nbgrader_meta(cell)["locked"] and "BEGIN HIDDEN TESTS" in cell.source, \
+                    f"{nbgrader_meta(cell)['grade_id']}: a test cell is read-only and has hidden tests"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_release_holds_no_solution_and_no_hidden_test(course_copy, assignment):
     root = course_copy
     secret, public = set(), set()
@@ -264,8 +288,10 @@ def test_partial_submission_scores_exactly_the_expected_points(graded):
     score, _ = graded["scores"]["partial"]
     assert score == expected_partial(root, assignment)
     right = PARTIAL[assignment]["right"]
+    assert set(graded["cells"]["partial"]) == set(grade_cells(root, assignment))  # deleted cells were put back
     for grade_id, (got, out_of) in graded["cells"]["partial"].items():
         assert got == (out_of if item(grade_id) in right else 0), grade_id
+    assert any(item(gid) in right for gid in PARTIAL[assignment]["deleted"])  # ... and earned their points
 
 
 def test_feedback_explains_every_lost_point(graded, api):
