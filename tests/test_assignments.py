@@ -376,3 +376,12 @@ def test_release_verb_outside_a_course_directory_says_so(tmp_path, capsys, monke
     monkeypatch.chdir(tmp_path)
     assert main(["release", "practice_questions"]) == 2
     assert "no nbgrader_config.py" in capsys.readouterr().err
+
+
+def test_export_before_any_grading_says_so_and_creates_no_gradebook(tmp_path, capsys):
+    from autograder.cli import main
+
+    root = course.copy_course(ROOT, tmp_path / "course")
+    assert main(["export", "--course-dir", str(root)]) == 2
+    assert "no gradebook" in capsys.readouterr().err
+    assert not (root / "gradebook.db").exists() and not (root / "grades.csv").exists()
