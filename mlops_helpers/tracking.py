@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from importlib.metadata import version
 
 import mlflow
@@ -41,9 +42,24 @@ def setup_experiment(tracking_uri: str | None = None, experiment_name: str = DEF
     mlflow.set_tracking_uri(uri)
     os.environ["MLFLOW_TRACKING_URI"] = uri
     try:
+        if mlflow.get_experiment_by_name(experiment_name) is None:
+            mlflow.create_experiment(experiment_name, artifact_location=artifact_location(uri))
         return mlflow.set_experiment(experiment_name)
     except Exception as exc:  # MLflow raises several types for an unreachable or broken store
         raise TrackingError(f"cannot use experiment {experiment_name!r} in tracking store {uri}: {exc}") from exc
+
+
+def artifact_location(uri: str) -> str | None:
+    """Where a new experiment in a sqlite store keeps its artifacts: ``mlruns/`` beside the database file.
+
+    MLflow's own default for a database store is ``./mlruns`` in the *current* working directory, so a
+    lesson run from notebooks/ against ``sqlite:///build/mlflow.db`` would scatter its models into
+    notebooks/mlruns while their metadata sits in build/. ``None`` (MLflow's default) for other stores.
+    """
+    if not uri.startswith("sqlite:///"):
+        return None
+    database = Path(uri.removeprefix("sqlite:///")).resolve()
+    return (database.parent / "mlruns").as_uri()
 
 
 def check_server(uri: str, timeout: float = 5.0) -> None:

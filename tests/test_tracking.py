@@ -60,3 +60,16 @@ def test_train_and_log_records_params_metric_and_a_loadable_model(tracking_uri):
 
     X_test = split_iris(42).X_test
     assert (model.predict(X_test) == result.model.predict(X_test)).all()
+
+
+def test_artifacts_go_beside_the_sqlite_database_not_into_the_working_directory(tmp_path, monkeypatch):
+    store, elsewhere = tmp_path / "store", tmp_path / "cwd"
+    store.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    experiment = tracking.setup_experiment(f"sqlite:///{store / 'mlflow.db'}", "artifacts-here")
+    assert experiment.artifact_location == (store / "mlruns").as_uri()
+    tracking.train_and_log()
+    assert list((store / "mlruns").rglob("MLmodel"))
+    assert not (elsewhere / "mlruns").exists()
+    assert tracking.artifact_location("http://127.0.0.1:5000") is None
