@@ -1,7 +1,7 @@
 """Test helper: a throwaway PostgreSQL cluster and a real ``mlflow server`` on it (class-scale set-up).
 
     with PostgresCluster() as pg:                       # initdb + pg_ctl start on a free port, removed afterwards
-        url = pg.create_database("mlflow")              # postgresql://postgres@127.0.0.1:PORT/mlflow
+        url = pg.create_database("mlflow")              # postgresql+psycopg2://postgres@127.0.0.1:PORT/mlflow
         with TrackingServer(url, artifacts) as server:  # mlflow server --backend-store-uri URL --artifacts-destination
             ...  server.url  ...
 
@@ -143,8 +143,12 @@ class PostgresCluster:
 
     # ------------------------------------------------------------------------------------------ databases
     def url(self, database: str = "postgres") -> str:
-        """The SQLAlchemy URL MLflow and nbgrader take (psycopg2 driver, TCP on 127.0.0.1)."""
-        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+        """The SQLAlchemy URL MLflow and nbgrader take (TCP on 127.0.0.1).
+
+        The driver is named: SQLAlchemy 2.1 made ``postgresql://`` mean psycopg 3, and the course installs
+        psycopg2-binary (``postgresql://`` alone fails with "No module named 'psycopg'").
+        """
+        return f"postgresql+psycopg2://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
 
     def connect(self, database: str = "postgres"):
         import psycopg2
