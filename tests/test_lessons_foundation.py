@@ -1,0 +1,155 @@
+"""Lessons 00–02 executed headless (papermill, temporary store), asserting what they produced; lessons.py helpers."""
+
+import os
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+from sklearn.linear_model import LogisticRegression
+
+from mlops_helpers import lessons
+from mlops_helpers.data import split_iris
+from mlops_helpers.exceptions import ProjectError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def expected_accuracy(max_iter=200, C=1.0, random_state=42):
+    split = split_iris(random_state)
+    model = LogisticRegression(max_iter=max_iter, C=C, random_state=random_state).fit(split.X_train, split.y_train)
+    return model.score(split.X_test, split.y_test)
+
+
+def runs_of(experiment_name, tracking_uri):
+    mlflow.set_tracking_uri(tracking_uri)  # explicit: an earlier test may have set MLflow's global URI
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(experiment_name)
+    assert experiment is not None, f"the lesson did not create experiment {experiment_name!r}"
+    return client.search_runs([experiment.experiment_id])
+
+
+# ---------------------------------------------------------------- lessons.py
+
+
+def test_project_root_is_found_from_the_notebooks_folder_and_from_elsewhere(tmp_path):
+    assert lessons.find_project_root(ROOT / "notebooks") == ROOT
+    assert lessons.find_project_root(tmp_path) == ROOT  # falls back to the installed course's repository
+
+
+def test_project_root_missing_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(lessons, "__file__", str(tmp_path / "pkg" / "lessons.py"))
+    with pytest.raises(ProjectError, match="no MLproject file"):
+        lessons.find_project_root(tmp_path)
+
+
+def test_relative_sqlite_uri_is_made_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert lessons.absolute_tracking_uri("sqlite:///mlflow.db") == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+    for unchanged in (f"sqlite:///{tmp_path}/x.db", "http://127.0.0.1:5001", "sqlite:///:memory:"):
+        assert lessons.absolute_tracking_uri(unchanged) == unchanged
+
+
+def test_ui_command_names_the_absolute_store_and_its_own_port(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert lessons.ui_command("sqlite:///mlflow.db") == (
+        f"mlflow ui --backend-store-uri sqlite:///{tmp_path.resolve()}/mlflow.db --port 5001"
+    )
+    assert lessons.ui_command("sqlite:////a b/m.db", port=5050) == "mlflow ui --backend-store-uri 'sqlite:////a b/m.db' --port 5050"
+
+
+def test_kernel_python_goes_first_on_path_once(monkeypatch):
+    folder = str(Path(sys.executable).parent)
+    monkeypatch.setenv("PATH", os.pathsep.join(["/usr/bin", folder, "/bin"]))
+    assert lessons.put_kernel_python_on_path() == folder
+    lessons.put_kernel_python_on_path()
+    assert os.environ["PATH"].split(os.pathsep) == [folder, "/usr/bin", "/bin"]
+
+
+def test_command_environment_drops_only_the_experiment_id(monkeypatch):
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", "7")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////x/m.db")
+    env = lessons.command_environment()
+    assert "MLFLOW_EXPERIMENT_ID" not in env and env["MLFLOW_TRACKING_URI"] == "sqlite:////x/m.db"
+    assert os.environ["MLFLOW_EXPERIMENT_ID"] == "7"  # the kernel's own environment is untouched
+
+
+def test_run_id_is_read_from_the_seeds_expected_output_line():
+    log = "2024/06/01 12:00:00 INFO mlflow.projects: === Run (ID '123abc') succeeded ===\n"
+    assert lessons.succeeded_run_id(log) == "123abc"
+    with pytest.raises(ProjectError, match="(?s)did not report a succeeded run.*Run \\(ID '9f'\\) failed"):
+        lessons.succeeded_run_id("INFO starting\nERROR mlflow.cli: === Run (ID '9f') failed ===")
+
+
+# ---------------------------------------------------------------- the lessons, executed
+
+
+def test_lesson_00_shows_the_pipeline_and_a_reproducible_tracked_run(run_lesson, tracking_uri):
+    done = run_lesson("00_why_mlops.ipynb", tracking_uri=tracking_uri, experiment_name="t00")
+    text = done.outputs_text()
+    seed_loop = "Running data_preprocessing step\nRunning model_training step\nRunning model_deployment step"
+    assert seed_loop in text  # practice question 3, answer C
+    assert "Running model_evaluation step" in text and ">= 0.9: ready to deploy" in text
+    assert "SyntaxError on line 2: expected ':'" in text  # practice question 4, answer D
+    assert "ConnectionError: the app gets no prediction" in text
+    runs = runs_of("t00", tracking_uri)
+    assert len(runs) == 2 and {r.info.status for r in runs} == {"FINISHED"}
+    assert [r.data.metrics["accuracy"] for r in runs] == [expected_accuracy()] * 2  # tracked and reproducible
+    assert f"runs:/{runs[-1].info.run_id}/model" in text  # the serving command names the lesson's run
+
+
+def test_lesson_01_logs_the_seed_run_the_mlflow3_run_and_the_sweep(run_lesson, tracking_uri):
+    C_values = [0.01, 0.1]
+    done = run_lesson("01_experiment_tracking.ipynb", tracking_uri=tracking_uri, experiment_name="t01",
+                      C_values=C_values, max_iter=200)
+    text = done.outputs_text()
+    runs = runs_of("t01", tracking_uri)
+    assert len(runs) == 2 + len(C_values)  # the seed's run, the MLflow 3 run, one run per C
+
+    seed_runs = [r for r in runs if not r.data.params]  # the seed's example logs no parameters
+    assert len(seed_runs) == 1 and seed_runs[0].data.metrics["accuracy"] == expected_accuracy()
+    seed_cell_err = "".join(o.get("text", "") for c in done.notebook.cells if "deprecated-on-purpose" in c.metadata.get("tags", [])
+                            for o in c.outputs if o.get("name") == "stderr")
+    assert "`artifact_path` is deprecated" in seed_cell_err  # shown on purpose, in the tagged cell only
+
+    (mlflow3,) = [r for r in runs if r.data.tags.get("mlflow.runName") == "mlflow3-way"]
+    assert mlflow3.data.params == {"max_iter": "200", "C": "1.0", "random_state": "42"}
+    assert mlflow3.data.tags["lesson"] == "01"
+
+    sweep = [r for r in runs if r.data.tags.get("sweep") == "C"]
+    by_C = {float(r.data.params["C"]): r for r in sweep}
+    assert sorted(by_C) == C_values
+    for C, run in by_C.items():
+        assert run.data.params["max_iter"] == "200"
+        assert run.data.metrics["accuracy"] == pytest.approx(expected_accuracy(C=C))
+
+    best = max(sweep, key=lambda r: r.data.metrics["accuracy"])
+    assert best.data.metrics["accuracy"] > min(r.data.metrics["accuracy"] for r in sweep)  # a real choice here
+    assert f"best run: {best.info.run_id}  C={best.data.params['C']}" in text
+    model = mlflow.pyfunc.load_model(f"runs:/{best.info.run_id}/model")
+    split = split_iris(42)
+    assert (model.predict(split.X_test) == split.y_test).mean() == pytest.approx(expected_accuracy(C=0.1))
+    assert "confusion_matrix.png" in [a.path for a in MlflowClient().list_artifacts(best.info.run_id)]
+    assert any("image/png" in o.get("data", {}) for c in done.notebook.cells for o in c.get("outputs", []))
+
+    assert f"mlflow ui --backend-store-uri {tracking_uri} --port 5001" in text
+
+
+@pytest.mark.full
+def test_lesson_02_runs_the_project_twice_with_the_same_result(run_lesson, tracking_uri):
+    done = run_lesson("02_reproducible_runs.ipynb", tracking_uri=tracking_uri, experiment_name="t02",
+                      max_iter=250, random_state=42)
+    text = done.outputs_text()
+    runs = runs_of("t02", tracking_uri)
+    assert len(runs) == 2  # one from `mlflow run .`, one from mlflow.projects.run
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        assert run.data.params["max_iter"] == "250" and run.data.params["random_state"] == "42"
+        assert run.data.tags["mlflow.project.entryPoint"] == "main"
+        assert run.data.metrics["accuracy"] == pytest.approx(expected_accuracy(max_iter=250))
+    assert runs[0].data.metrics["accuracy"] == runs[1].data.metrics["accuracy"]
+    assert "$ mlflow run . --env-manager local --experiment-name t02 -P max_iter=250 -P random_state=42" in text
+    assert "same coefficients: True" in text
+    for run in runs:
+        assert f"run ID:   {run.info.run_id}" in text or f"run ID: {run.info.run_id}" in text
