@@ -1,0 +1,132 @@
+"""Lessons 03 (model versions) and 04 (serving) executed headless by papermill, their outcomes asserted.
+
+Each lesson runs in a temporary sqlite store with free ports: on its own in an empty store, and after the state
+earlier lessons leave (created here with ``tracking.train_and_log``, as lesson 01 would). Each execution costs
+1-3 minutes on this machine (a model server or the MLflow UI is started for real), so all are ``full``.
+"""
+
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from mlops_helpers import tracking
+from mlops_helpers.exceptions import NotebookExecutionError
+from mlops_helpers.notebooks import cell_text, execute
+from mlops_helpers.serving import free_port, port_is_free
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+
+pytestmark = pytest.mark.full
+
+
+@pytest.fixture
+def lesson(tracking_uri, tmp_path):
+    """Run a lesson against the test's store, in its temporary folder (so artifacts land there too)."""
+
+    def run(name, **parameters):
+        parameters = {"tracking_uri": tracking_uri, **parameters}
+        return execute(NOTEBOOKS / name, tmp_path / "out" / name, parameters, cwd=tmp_path)
+
+    return run
+
+
+def lesson_01_state(tracking_uri):
+    """What lesson 01 leaves: a small sweep of logged iris models in its own experiment (C=1.0 is the best)."""
+    tracking.setup_experiment(tracking_uri, "lesson-01-like")
+    sweep = {C: tracking.train_and_log(C=C, run_name=f"C={C}") for C in (0.01, 1.0, 0.05)}
+    return sweep
+
+
+def aliases(client, name):
+    return {alias: str(version) for alias, version in client.get_registered_model(name).aliases.items()}
+
+
+def test_03_on_its_own_in_an_empty_store(lesson, tracking_uri):
+    result = lesson("03_model_versions.ipynb", model_name="iris-03", start_ui=False)
+    text = result.outputs_text()
+    assert "No logged iris model in this tracking store" in text
+
+    client = MlflowClient(tracking_uri)
+    versions = {str(v.version): v for v in client.search_model_versions("name='iris-03'")}
+    assert sorted(versions) == ["1", "2"]
+    assert aliases(client, "iris-03") == {"champion": "1", "challenger": "2"}  # rolled back to version 1
+    baseline = client.get_run(versions["1"].run_id)
+    challenger = client.get_run(versions["2"].run_id)
+    assert baseline.data.tags["created_by"] == "mlops_helpers.registry" and baseline.data.metrics["accuracy"] == 1.0
+    assert challenger.data.params["C"] == "0.01" and challenger.data.metrics["accuracy"] == pytest.approx(34 / 38)
+    assert "0.895 vs champion 1.000" in client.get_model_version("iris-03", "2").tags["validation"]
+    assert all(v.current_stage in (None, "None") for v in versions.values())  # aliases, never stages
+
+    assert "@champion is now version 2: accuracy 0.895" in text  # the bad promotion...
+    assert "@champion is back on version 1: accuracy 1.000" in text  # ...and the rollback
+    assert "does not replace the champion" in text
+
+
+def test_03_after_lesson_01_registers_the_tracked_model_and_shows_it_in_the_ui(lesson, tracking_uri):
+    sweep = lesson_01_state(tracking_uri)
+    ui_port = free_port()
+    result = lesson("03_model_versions.ipynb", model_name="iris-03", ui_port=ui_port)
+    text = result.outputs_text()
+    best = sweep[1.0]
+    assert f"Found the tracked iris model {best.model_uri} (run {best.run_id}, accuracy 1.000)" in text
+
+    client = MlflowClient(tracking_uri)
+    assert str(client.get_model_version_by_alias("iris-03", "champion").run_id) == best.run_id
+    assert len(mlflow.search_runs(search_all_experiments=True, output_format="list")) == 4  # 3 + the challenger
+    assert f"mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1 --port {ui_port}" in text
+    assert "the UI's server sees these aliases: {'challenger': '2', 'champion': '1'}" in text
+    assert "UI stopped." in text and port_is_free(ui_port)
+
+
+def check_04_outputs(text, port, version):
+    assert f"serving models:/iris-04@champion = version {version}" in text
+    assert f"mlflow models serve -m models:/iris-04@champion -h 127.0.0.1 -p {port} --env-manager local" in text
+    assert "GET /ping -> 200" in text
+    assert "the server agrees with the model on the sample" in text
+    assert "38 test flowers: server == model everywhere; accuracy 1.000" in text
+    for name in (*FORMATS, "CSV"):
+        assert any(line.startswith(name) and "HTTP 200" in line for line in text.splitlines()), name
+    assert "HTTP 400 BAD_REQUEST" in text and "scoring protocol has changed" in text
+    assert "['setosa', 'virginica']" in text
+    assert "40 requests: p50" in text
+    assert "running: False" in text and "connection refused - the server is gone" in text
+
+
+def test_04_on_its_own_in_an_empty_store(lesson, tracking_uri):
+    port = free_port()
+    result = lesson("04_serving.ipynb", model_name="iris-04", port=port, n_requests=40)
+    text = result.outputs_text()
+    assert "No logged iris model in this tracking store" in text
+    assert "There was no iris-04@champion in this store" in text
+    check_04_outputs(text, port, version=1)
+    assert port_is_free(port)
+    assert aliases(MlflowClient(tracking_uri), "iris-04") == {"champion": "1"}
+    plots = [o for c in result.notebook.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(plots) == 1  # the latency histogram
+
+
+def test_04_after_03_in_the_same_store_serves_the_champion(lesson, tracking_uri):
+    lesson_01_state(tracking_uri)
+    lesson("03_model_versions.ipynb", model_name="iris-04", start_ui=False)
+    port = free_port()
+    text = lesson("04_serving.ipynb", model_name="iris-04", port=port, n_requests=40).outputs_text()
+    assert "registered earlier, lesson 03" in text and "No logged iris model" not in text
+    check_04_outputs(text, port, version=1)
+    client = MlflowClient(tracking_uri)
+    assert len(client.search_model_versions("name='iris-04'")) == 2  # lesson 04 registered nothing new
+
+
+def test_04_stops_its_server_when_a_cell_fails(lesson, tracking_uri, tmp_path):
+    port = free_port()
+    with pytest.raises(NotebookExecutionError, match="ValueError: n_requests must be at least 1") as info:
+        lesson("04_serving.ipynb", model_name="iris-04", port=port, n_requests=0)
+    import nbformat
+
+    partial = nbformat.read(info.value.output, as_version=4)
+    text = "\n".join(cell_text(c) for c in partial.cells)
+    assert "ready after" in text  # the server had started...
+    assert f"A cell failed: stopping the model server at http://127.0.0.1:{port}" in text  # ...the hook stopped it
+    assert port_is_free(port)
