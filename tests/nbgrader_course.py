@@ -43,18 +43,13 @@ def env() -> dict[str, str]:
     return e
 
 
-def docs_course(dest: Path, *, hidden_tests: bool = False, extra_students: tuple[str, ...] = ()) -> Path:
+def docs_course(dest: Path, *, hidden_tests: bool = False) -> Path:
     """A fresh copy of the example course in ``dest`` with its own nbgrader_config.py; returns ``dest``."""
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copytree(USER_GUIDE / "source" / "ps1", dest / "source" / "ps1")
     for student in ("bitdiddle", "hacker"):
         shutil.copytree(USER_GUIDE / "submitted" / student, dest / "submitted" / student)
-    students = ", ".join(f"dict(id={s!r})" for s in ("bitdiddle", "hacker", *extra_students))
-    (dest / "nbgrader_config.py").write_text(
-        "c = get_config()\n"
-        "c.CourseDirectory.course_id = 'example_course'\n"
-        "c.CourseDirectory.db_assignments = [dict(name='ps1')]\n"
-        f"c.CourseDirectory.db_students = [{students}]\n")
+    (dest / "nbgrader_config.py").write_text("c = get_config()\nc.CourseDirectory.course_id = 'example_course'\n")
     if hidden_tests:
         path = dest / "source" / "ps1" / "problem1.ipynb"
         nb = json.loads(path.read_text())
