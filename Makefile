@@ -11,6 +11,7 @@ BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
 LAB_PORT ?= 8888
 PYTEST_ARGS ?=
+GRADE_FLAGS ?=
 
 # nbgrader needs the venv's bin folder on PATH (alembic), and so do the mlflow commands the lessons start.
 export PATH := $(BIN):$(PATH)
@@ -34,6 +35,16 @@ $(STAMP): requirements.lock pyproject.toml
 course: setup
 	$(BIN)/python -m mlops_helpers.notebooks notebooks --out build/notebooks \
 		-p tracking_uri sqlite:///$(CURDIR)/build/mlflow.db
+	# Assessments, in a throwaway course copy (build/course): release, grade example submissions, report
+	# (build/report/<assignment>/). Without bubblewrap: make course GRADE_FLAGS=--no-sandbox
+	$(BIN)/python -m autograder.examples copy build/course
+	set -e; for a in $$($(BIN)/python -m autograder.examples list); do \
+		$(BIN)/python -m autograder release $$a --course-dir build/course --force; \
+		$(BIN)/python -m autograder.examples submit $$a --course-dir build/course; \
+		$(BIN)/python -m autograder grade $$a --course-dir build/course $(GRADE_FLAGS); \
+		$(BIN)/python -m autograder feedback $$a --course-dir build/course; \
+		$(BIN)/python -m autograder report $$a --course-dir build/course --out build/report/$$a; \
+	done
 
 test: setup
 	$(BIN)/python -m pytest -m "not full" $(PYTEST_ARGS)

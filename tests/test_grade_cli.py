@@ -177,38 +177,46 @@ def test_regrading_one_student_keeps_the_others(regression_course):
     assert {s: e["status"] for s, e in after.items()} == {s: e["status"] for s, e in before.items()}
 
 
-def test_instructor_errors_are_clear_and_nonzero(tmp_path):
+def test_instructor_errors_are_clear_and_nonzero(tmp_path, capsys):
+    """Through the CLI's main() in this process (each subprocess costs ~5-20 s of imports here)."""
     from nbgrader.api import Gradebook
+
+    from autograder.cli import main
+
+    def grade(*args):
+        code = main(["grade", *args, "--course-dir", str(course), "--no-sandbox"])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
 
     course = tmp_path / "course"
     course.mkdir()
     (course / "nbgrader_config.py").write_text("c = get_config()\n")
-    proc = autograder_cli(course, "grade", "hw", "--no-sandbox")
+    code, _, err = grade("hw")
     # a course directory with no gradebook yet: says what to run, and creates nothing
-    assert proc.returncode == 2 and "no gradebook" in proc.stderr and not (course / "gradebook.db").exists()
+    assert code == 2 and "no gradebook" in err and not (course / "gradebook.db").exists()
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         gb.add_assignment("hw")
         gb.add_notebook("nb1", "hw")
         gb.add_student("alice")
         gb.add_assignment("empty")
-    proc = autograder_cli(course, "grade", "nope", "--no-sandbox")
-    assert proc.returncode == 2 and "no assignment 'nope'" in proc.stderr and "generate" in proc.stderr
-    proc = autograder_cli(course, "grade", "empty", "--no-sandbox")
-    assert proc.returncode == 2 and "has no notebooks" in proc.stderr
-    proc = autograder_cli(course, "grade", "hw", "--student", "nobody", "--no-sandbox")
-    assert proc.returncode == 2 and "nobody" in proc.stderr
-    proc = autograder_cli(course, "grade", "hw", "--workers", "0", "--no-sandbox")
-    assert proc.returncode == 2 and "--workers" in proc.stderr
+    code, _, err = grade("nope")
+    assert code == 2 and "no assignment 'nope'" in err and "generate" in err
+    code, _, err = grade("empty")
+    assert code == 2 and "has no notebooks" in err
+    code, _, err = grade("hw", "--student", "nobody")
+    assert code == 2 and "nobody" in err
+    code, _, err = grade("hw", "--workers", "0")
+    assert code == 2 and "--workers" in err
     # alice is on the class list but submitted nothing: a status, not an error
-    proc = autograder_cli(course, "grade", "hw", "--no-sandbox", "--json")
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == [{"student_id": "alice", "status": "missing", "score": 0.0,
-                                        "max_score": 0.0, "reason": "no submission"}]
+    code, out, err = grade("hw", "--json")
+    assert code == 0, err
+    assert json.loads(out) == [{"student_id": "alice", "status": "missing", "score": 0.0, "max_score": 0.0,
+                                "reason": "no submission"}]
     # not a course directory at all
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    proc = autograder_cli(empty, "grade", "hw", "--no-sandbox")
-    assert proc.returncode == 2 and "nbgrader_config.py" in proc.stderr
+    course = tmp_path / "empty"
+    course.mkdir()
+    code, _, err = grade("hw")
+    assert code == 2 and "nbgrader_config.py" in err
 
 
 def test_refuses_without_bubblewrap_unless_no_sandbox(tmp_path):
