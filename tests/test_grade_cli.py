@@ -244,3 +244,26 @@ def test_help_explains_the_flags():
     for flag in ("--workers", "--scheduler", "--student", "--no-sandbox", "--cell-timeout", "--timeout",
                  "--memory", "--json", "ok, timeout, kernel_died, invalid_notebook, resource_limit, missing, error"):
         assert flag in " ".join(proc.stdout.split()), flag
+
+
+@FULL
+def test_course_assignments_solution_full_marks_blank_zero(tmp_path):
+    """What `make course` does, on the course's own assignments: the solution example scores every point, the
+    blank one none, the partial one in between, all with status ok (the engine and the assignments agree)."""
+    from autograder.course import source_assignments
+    from autograder.examples import copy, submit
+
+    root = Path(__file__).resolve().parents[1]
+    course = copy(tmp_path / "course")
+    for assignment in source_assignments(root):
+        proc = autograder_cli(course, "release", assignment, "--force")
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        submit(assignment, course)
+        proc = autograder_cli(course, "grade", assignment, "--json")
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        rows = {r["student_id"]: r for r in json.loads(proc.stdout)}
+        assert {r["status"] for r in rows.values()} == {"ok"}, rows
+        solution, blank, partial = (rows[f"example_{k}"] for k in ("solution", "blank", "partial"))
+        assert solution["score"] == solution["max_score"] > 0, (assignment, solution)
+        assert blank["score"] == 0, (assignment, blank)
+        assert 0 < partial["score"] < solution["score"], (assignment, partial)
