@@ -75,6 +75,7 @@ def test_dask_engine_unreachable_scheduler_is_a_clear_error():
         DaskEngine(f"tcp://127.0.0.1:{free_port()}", timeout=2)
 
 
+@pytest.mark.full  # a LocalCluster costs ~30 s here; test_dropin grades through one in the full run too
 def test_dask_engine_on_a_local_cluster():
     from distributed import LocalCluster
 

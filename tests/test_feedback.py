@@ -101,6 +101,7 @@ def test_lost_points_are_explained(feedback):
     assert HIDDEN_MESSAGES[0] not in pages[("hacker", "problem1")]  # hacker passed: no message to show
 
 
+@pytest.mark.full  # another nbgrader start-up and HTML rendering (~15-40 s here)
 def test_plain_nbgrader_feedback_leaks_what_we_hide(graded, tmp_path):
     course, _ = graded
     copy = tmp_path / "course"
