@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+import practice_answers
 from pg import PostgresCluster, TrackingServer, pg_bindir
 
 pytestmark = [pytest.mark.full, pytest.mark.postgres, pytest.mark.timeout(1800)]
@@ -163,7 +164,7 @@ def test_a_lesson_pointed_at_a_stopped_server_fails_at_once_naming_it(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------- 2. gradebook
-ASSIGNMENT = "practice_questions"
+ASSIGNMENT = practice_answers.ASSIGNMENT
 
 
 def _env() -> dict:
@@ -171,48 +172,6 @@ def _env() -> dict:
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env.pop("MLFLOW_TRACKING_URI", None)
     return env
-
-
-def _solution_and_points(root: Path):
-    """From the source notebook: answer cell grade_id -> solution code, and check cell grade_id -> points."""
-    import nbformat
-
-    (source,) = (root / "source" / ASSIGNMENT).glob("*.ipynb")
-    answers, points = {}, {}
-    for cell in nbformat.read(str(source), as_version=4).cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("solution"):
-            lines, skip = [], False
-            for line in cell.source.split("\n"):
-                skip = skip or "BEGIN STUB" in line
-                if not skip and "SOLUTION" not in line:
-                    lines.append(line)
-                skip = skip and "END STUB" not in line
-            answers[meta["grade_id"]] = "\n".join(lines).strip()
-        elif meta.get("grade") and cell.cell_type == "code":
-            points[meta["grade_id"]] = float(meta["points"])
-    return source.name, answers, points
-
-
-def _submit(root: Path, student: str, answers: dict[str, str], right: set[str]) -> None:
-    """submitted/<student>/<assignment>/: the release with the ``right`` answer cells filled in correctly and
-    every other answer cell given a wrong letter (for ``right`` empty and ``answers`` empty: untouched)."""
-    import nbformat
-
-    (release,) = (root / "release" / ASSIGNMENT).glob("*.ipynb")
-    nb = nbformat.read(str(release), as_version=4)
-    for cell in nb.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
-        if grade_id in answers:
-            if grade_id in right:
-                cell.source = answers[grade_id]
-            else:  # the correct letter's neighbour: well formed, wrong
-                name, letter = answers[grade_id].split("=")
-                wrong = "ABCD"[("ABCD".index(letter.strip().strip("'\"")) + 1) % 4]
-                cell.source = f"{name.strip()} = {wrong!r}"
-    dest = root / "submitted" / student / ASSIGNMENT / release.name
-    dest.parent.mkdir(parents=True)
-    nbformat.write(nb, str(dest))
 
 
 def test_gradebook_on_postgres_with_concurrent_parallel_graders(postgres, tmp_path):
@@ -230,7 +189,7 @@ def test_gradebook_on_postgres_with_concurrent_parallel_graders(postgres, tmp_pa
     assert released.returncode == 0, released.stderr[-3000:]
     assert not (root / "gradebook.db").exists(), "nbgrader ignored db_url and made a sqlite gradebook"
 
-    _, answers, points = _solution_and_points(root)
+    answers, points = practice_answers.source_answers(root)
     check_of = {a: a.replace("_answer", "_check") for a in answers}
     assert set(check_of.values()) == set(points), "every answer cell should have its check cell"
     half = set(sorted(answers)[: len(answers) // 2])
@@ -238,7 +197,8 @@ def test_gradebook_on_postgres_with_concurrent_parallel_graders(postgres, tmp_pa
         "ada": set(answers), "bob": half, "cy": set(answers) - half, "dee": set(),
     }
     for student, right in plans.items():
-        _submit(root, student, answers, right)
+        nb = practice_answers.answered(root, right)
+        practice_answers.write(nb, root / "submitted" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
     expected = {s: sum(points[check_of[a]] for a in right) for s, right in plans.items()}
     assert len(set(expected.values())) == len(expected), "the plans should give distinguishable scores"
 
