@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from .exceptions import ProjectError
+from .tracking import absolute_tracking_uri
 
 #: The line ``mlflow run`` prints when the project's command exited 0 (the seed lesson's expected output).
 SUCCEEDED = re.compile(r"=== Run \(ID '(?P<run_id>[0-9a-f]+)'\) succeeded ===")
@@ -32,22 +33,6 @@ def find_project_root(start: str | Path | None = None) -> Path:
         if (folder / "MLproject").is_file():
             return folder
     raise ProjectError(f"no MLproject file in {start} or its parents: run this lesson from the course repository")
-
-
-def absolute_tracking_uri(uri: str) -> str:
-    """``uri`` with a relative sqlite path made absolute; other URIs unchanged.
-
-    ``sqlite:///mlflow.db`` means "mlflow.db in the current folder". Commands a lesson starts run in other
-    folders (``mlflow run`` runs the project's command in the project's root), so they must be given the
-    absolute path or they would open a different, empty store.
-    """
-    prefix = "sqlite:///"
-    if not uri.startswith(prefix):
-        return uri
-    path = uri[len(prefix):]
-    if path.startswith("/") or path == ":memory:":
-        return uri
-    return prefix + str(Path(path).resolve())
 
 
 def ui_command(tracking_uri: str, port: int = UI_PORT) -> str:

@@ -24,10 +24,29 @@ DEFAULT_EXPERIMENT = "mlops-bridge"
 
 
 def resolve_tracking_uri(tracking_uri: str | None = None) -> str:
-    """The tracking URI a lesson should use: explicit argument, else the environment, else sqlite."""
-    if tracking_uri:
-        return str(tracking_uri)
-    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    """The tracking URI a lesson should use: explicit argument, else the environment, else sqlite.
+
+    A relative sqlite path is made absolute (relative to the working directory), so that the commands a
+    lesson starts from another folder (``mlflow run``, ``mlflow ui``) open the same database.
+    """
+    uri = str(tracking_uri) if tracking_uri else os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    return absolute_tracking_uri(uri)
+
+
+def absolute_tracking_uri(uri: str) -> str:
+    """``uri`` with a relative sqlite path made absolute; other URIs unchanged.
+
+    ``sqlite:///mlflow.db`` means "mlflow.db in the current folder". Commands a lesson starts run in other
+    folders (``mlflow run`` runs the project's command in the project's root), so they must be given the
+    absolute path or they would open a different, empty store.
+    """
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        return uri
+    path = uri[len(prefix):]
+    if path.startswith("/") or path == ":memory:":
+        return uri
+    return prefix + str(Path(path).resolve())
 
 
 def setup_experiment(tracking_uri: str | None = None, experiment_name: str = DEFAULT_EXPERIMENT):

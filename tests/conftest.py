@@ -38,13 +38,15 @@ def tracking_uri(tmp_path, monkeypatch) -> str:
     import mlflow
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    previous = mlflow.get_tracking_uri()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)
     yield uri
-    mlflow.set_tracking_uri(previous)
     while mlflow.active_run():
         mlflow.end_run()
+    # Back to MLflow's unset state (set_tracking_uri(None) also unsets MLFLOW_TRACKING_URI), and forget the
+    # experiment set_experiment exported: `mlflow run --experiment-name` refuses to start while it is set.
+    mlflow.set_tracking_uri(None)
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
 
 
 @pytest.fixture

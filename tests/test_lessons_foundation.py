@@ -9,7 +9,7 @@ import pytest
 from mlflow import MlflowClient
 from sklearn.linear_model import LogisticRegression
 
-from mlops_helpers import lessons
+from mlops_helpers import lessons, tracking
 from mlops_helpers.data import split_iris
 from mlops_helpers.exceptions import ProjectError
 
@@ -46,9 +46,9 @@ def test_project_root_missing_is_a_clear_error(tmp_path, monkeypatch):
 
 def test_relative_sqlite_uri_is_made_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert lessons.absolute_tracking_uri("sqlite:///mlflow.db") == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+    assert tracking.absolute_tracking_uri("sqlite:///mlflow.db") == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
     for unchanged in (f"sqlite:///{tmp_path}/x.db", "http://127.0.0.1:5001", "sqlite:///:memory:"):
-        assert lessons.absolute_tracking_uri(unchanged) == unchanged
+        assert tracking.absolute_tracking_uri(unchanged) == unchanged
 
 
 def test_ui_command_names_the_absolute_store_and_its_own_port(tmp_path, monkeypatch):

@@ -7,11 +7,13 @@ from mlops_helpers.exceptions import TrackingError
 
 
 def test_explicit_uri_wins_then_environment_then_sqlite(monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///from-env.db")
-    assert tracking.resolve_tracking_uri("sqlite:///explicit.db") == "sqlite:///explicit.db"
-    assert tracking.resolve_tracking_uri(None) == "sqlite:///from-env.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////srv/from-env.db")
+    assert tracking.resolve_tracking_uri("sqlite:////srv/explicit.db") == "sqlite:////srv/explicit.db"
+    assert tracking.resolve_tracking_uri(None) == "sqlite:////srv/from-env.db"
+    assert tracking.resolve_tracking_uri("http://127.0.0.1:5005") == "http://127.0.0.1:5005"
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
-    assert tracking.resolve_tracking_uri("") == "sqlite:///mlflow.db"
+    monkeypatch.chdir("/tmp")
+    assert tracking.resolve_tracking_uri("") == "sqlite:////tmp/mlflow.db"  # made absolute for child processes
 
 
 def test_setup_experiment_creates_it_and_exports_the_uri(tracking_uri, monkeypatch):
