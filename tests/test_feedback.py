@@ -16,11 +16,8 @@ import shutil
 import pytest
 
 from autograder.feedback import hidden_regions
-from nbgrader_course import (HIDDEN_MESSAGES, HIDDEN_TEST_LINES, autograder_cli, docs_course, nbgrader_cli)
-
-PARTIAL_SQUARES = "def squares(n):\n    if n < 1:\n        raise ValueError('n < 1')\n" \
-                  "    return [i ** 2 for i in range(1, min(n, 11) + 1)]"
-
+from nbgrader_course import (HIDDEN_MESSAGES, HIDDEN_TEST_LINES, autograder_cli, generated_docs_course,  # noqa: F401
+                             graded_docs_course, nbgrader_cli)
 
 def _text(path) -> str:
     """What a reader of the HTML page sees: tags and ANSI codes removed, entities decoded, spaces collapsed."""
@@ -40,19 +37,8 @@ def _hidden_source_lines(course) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    course = docs_course(tmp_path_factory.mktemp("fb") / "course", hidden_tests=True)
-    shutil.copytree(course / "submitted" / "hacker", course / "submitted" / "partial")
-    path = course / "submitted" / "partial" / "ps1" / "problem1.ipynb"
-    nb = json.loads(path.read_text())
-    for cell in nb["cells"]:
-        if cell["metadata"].get("nbgrader", {}).get("grade_id") == "squares":
-            cell["source"] = PARTIAL_SQUARES
-    path.write_text(json.dumps(nb))
-    nbgrader_cli(course, "generate_assignment", "ps1")
-    proc = autograder_cli(course, "grade", "ps1", "--json")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return course, {r["student_id"]: r for r in json.loads(proc.stdout)}
+def graded(graded_docs_course):
+    return graded_docs_course
 
 
 @pytest.fixture(scope="module")
