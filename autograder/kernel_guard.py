@@ -38,6 +38,7 @@ runs the token line. The sandbox bounds what such code can reach: only this stud
 import builtins as _builtins
 import sys as _sys
 import threading as _threading
+import types as _types
 
 _CHECKED_METHODS = ("__eq__", "__ne__", "__bool__", "__len__")
 _SHELL_METHODS = ("run_cell", "run_cell_async", "run_code", "run_ast_nodes", "showtraceback", "_showtraceback",
@@ -94,8 +95,10 @@ class Guard:
         """A Python-level function is trusted when its code lives in the installed (read-only) Python/venv."""
         func = getattr(func, "__func__", func)
         code = getattr(func, "__code__", None)
-        if code is None:
-            return True  # implemented in C (slot wrappers, builtins) or not a function at all
+        if not isinstance(code, _types.CodeType):
+            # implemented in C (slot wrappers, builtins) or not a function at all; a class such as
+            # types.FunctionType has a ``__code__`` *descriptor*, not a code object
+            return True
         return code.co_filename.startswith(self.trusted_prefixes)
 
     def _trusted_type(self, tp) -> bool:
@@ -219,7 +222,7 @@ class Guard:
                 continue  # the student's own modules may do as they like
             for key, value in list(vars(module).items()):
                 code = getattr(getattr(value, "__func__", value), "__code__", None)
-                if code is not None and _from_notebook(code.co_filename):
+                if isinstance(code, _types.CodeType) and _from_notebook(code.co_filename):
                     problems.append(f"{name}.{key}")
         return problems
 

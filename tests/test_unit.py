@@ -186,3 +186,28 @@ def test_grade_job_unsandboxed_end_to_end():
     assert "### BEGIN HIDDEN TESTS" in _by_id(graded)["test_add"].source  # D2's feedback must strip these
     missing = grade_job(GradeJob("c", "reg", "bob", {}, specs, {}, Limits(), sandbox=False))
     assert (missing.status, missing.score, missing.max_score) == ("missing", 0.0, 4.0)
+
+
+def test_kernel_guard_late_module_check_skips_classes_with_a_code_descriptor():
+    """Regression: a trusted module imported after the snapshot that holds a class such as types.FunctionType
+    (whose ``__code__`` is a descriptor, not a code object) made every test cell fail with AttributeError."""
+    import sys
+    import types
+
+    from autograder import kernel_guard
+
+    guard = kernel_guard.Guard.__new__(kernel_guard.Guard)
+    guard.trusted_prefixes = (sys.prefix, sys.base_prefix)
+    guard.modules = {}
+    late = types.ModuleType("late_library")
+    late.__file__ = f"{sys.prefix}/lib/late_library.py"
+    late.FunctionType = types.FunctionType
+    exec(compile("def patched():\n    return True\n", "/tmp/ipykernel_1/456.py", "exec"), vars(late))
+    sys.modules["late_library"] = late
+    try:
+        problems = guard._check_late_modules()
+    finally:
+        del sys.modules["late_library"]
+    assert "late_library.patched" in problems            # notebook code planted in a library is still caught
+    assert "late_library.FunctionType" not in problems
+    assert guard._trusted_function(types.FunctionType)
