@@ -69,7 +69,7 @@ def test_engine_registry():
 
 
 def test_dask_engine_unreachable_scheduler_is_a_clear_error():
-    from conftest import free_port
+    from mlops_helpers.serving import free_port
 
     with pytest.raises(EngineError, match="cannot reach the Dask scheduler"):
         DaskEngine(f"tcp://127.0.0.1:{free_port()}", timeout=2)

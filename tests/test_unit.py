@@ -202,6 +202,12 @@ def test_kernel_guard_late_module_check_skips_classes_with_a_code_descriptor():
     late = types.ModuleType("late_library")
     late.__file__ = f"{sys.prefix}/lib/late_library.py"
     late.FunctionType = types.FunctionType
+
+    class LazyIntegration:  # like MLflow's lazy loaders: touching an attribute imports a missing package
+        def __getattr__(self, name):
+            raise ModuleNotFoundError("No module named 'haystack'")
+
+    late.haystack = LazyIntegration()
     exec(compile("def patched():\n    return True\n", "/tmp/ipykernel_1/456.py", "exec"), vars(late))
     sys.modules["late_library"] = late
     try:
