@@ -127,7 +127,9 @@ class JupyterLab:
         return f"http://127.0.0.1:{self.port}"
 
     def lab_url(self, path: str = "") -> str:
-        return f"{self.url}/lab/tree/{path}?token={self.token}" if path else f"{self.url}/lab?token={self.token}"
+        """The page opening ``path``; ``reset`` drops the tabs a previous test left open (the saved workspace)."""
+        page = f"/lab/tree/{path}" if path else "/lab"
+        return f"{self.url}{page}?reset&token={self.token}"
 
     def start(self) -> "JupyterLab":
         for sub in ("config", "data", "runtime", "workspaces"):

@@ -62,19 +62,21 @@ def click_menu(page, menu: str, item: str) -> None:
     page.locator(".lm-Menu-itemLabel", has_text=re.compile(rf"^{re.escape(item)}$")).click()
 
 
+# JupyterLab renders only the cells near the viewport (content-visibility): read textContent, not innerText,
+# which is empty for the cells scrolled away.
 # Rendered error outputs (tracebacks) and stderr streams, as JupyterLab marks them.
 ERROR_JS = """() => Array.from(document.querySelectorAll(
     '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"], '
-    + '.jp-RenderedText[data-mime-type="application/vnd.jupyter.error"]')).map(e => e.innerText)"""
+    + '.jp-RenderedText[data-mime-type="application/vnd.jupyter.error"]')).map(e => e.textContent)"""
 
 # Done when every code cell shows an execution count, or an error stopped Run All (JupyterLab then leaves the
 # remaining cells unexecuted: waiting for their counts would only time out).
 DONE_JS = """() => {
     const prompts = Array.from(document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputPrompt'));
     const errors = Array.from(document.querySelectorAll('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'))
-        .filter(e => /Traceback|Error\\b.*:/.test(e.innerText));
+        .filter(e => /Traceback|Error\\b.*:/.test(e.textContent));
     const busy = document.querySelector('.jp-Notebook-ExecutionIndicator[data-status="idle"]') === null;  // status bar
-    return !busy && (errors.length > 0 || (prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.innerText))));
+    return !busy && (errors.length > 0 || (prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent))));
 }"""
 
 
@@ -95,11 +97,14 @@ def test_lesson_01_runs_all_cells_in_jupyterlab(page, lab, course):
 
     errors = [text for text in page.evaluate(ERROR_JS) if is_error(text)]
     assert not errors, f"error output in the lesson:\n{errors[0][:3000]}"
-    prompts = page.locator(".jp-NotebookPanel .jp-CodeCell .jp-InputPrompt").all_inner_texts()
+    prompts = page.locator(".jp-NotebookPanel .jp-CodeCell .jp-InputPrompt").all_text_contents()
     assert all(re.search(r"\[\d+\]", p) for p in prompts), prompts
 
     # What the student reads, checked against the store the notebook wrote.
-    best = page.get_by_text(re.compile(r"^best run: \w{32} ")).inner_text()
+    best_output = page.get_by_text(re.compile(r"^best run: \w{32} "))
+    best_output.scroll_into_view_if_needed()
+    assert best_output.is_visible()
+    best = best_output.text_content()
     run_id = best.split()[2]
     store = course / "notebooks" / "mlflow.db"
     assert store.is_file(), "the lesson did not write its default store sqlite:///mlflow.db next to the notebook"
@@ -109,8 +114,12 @@ def test_lesson_01_runs_all_cells_in_jupyterlab(page, lab, course):
                               order_by=["metrics.accuracy DESC", "attributes.start_time ASC"])
     assert run_id == runs[0].info.run_id
     assert f"accuracy={runs[0].data.metrics['accuracy']:.3f}" in best
-    assert page.get_by_text(re.compile(r"Logged model with accuracy: \d\.\d\d")).is_visible()
-    assert page.locator(".jp-NotebookPanel .jp-RenderedImage img").count() >= 1  # the confusion matrix
+    seed_output = page.get_by_text(re.compile(r"Logged model with accuracy: \d\.\d\d"))
+    seed_output.scroll_into_view_if_needed()
+    assert seed_output.is_visible()
+    figure = page.locator(".jp-NotebookPanel .jp-RenderedImage img").last  # the confusion matrix
+    figure.scroll_into_view_if_needed()
+    assert figure.is_visible() and figure.evaluate("img => img.naturalWidth") > 100
     assert any(a.path.endswith("confusion_matrix.png") for a in client.list_artifacts(run_id))
 
 
@@ -120,7 +129,8 @@ def test_lesson_01_runs_all_cells_in_jupyterlab(page, lab, course):
 ], ids=["released", "solved"])
 def test_nbgrader_validate_button(page, lab, notebook, passes):
     open_notebook(page, lab, notebook)
-    page.locator(".jp-NotebookPanel .jp-Toolbar").get_by_role("button", name=re.compile("Validate")).click()
+    current = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")  # the notebook in front
+    current.locator(".jp-Toolbar").get_by_role("button", name=re.compile("Validate")).click()
     dialog = page.locator(".jp-Dialog")
     dialog.wait_for()
     dialog.get_by_text(re.compile("Success|fail|error", re.I)).first.wait_for(timeout=600_000)
