@@ -307,24 +307,30 @@ def write_statuses(course: Course, assignment: str, results: list[GradeResult]) 
     Format: ``{"assignment": ..., "students": {student_id: {"status", "reason", "score", "max_score", "seconds",
     "graded_at", "notebooks": {name: {"status", "reason"}}}}}``. Grading a subset keeps the others' entries.
     """
+    import fcntl
+
     path = course.status_file(assignment)
-    data = {"assignment": assignment, "students": {}}
-    if path.is_file():
-        try:
-            data = json.loads(path.read_text())
-        except ValueError:
-            pass
-    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    for r in results:
-        data["students"][r.student_id] = {
-            "status": r.status, "reason": r.reason, "score": r.score, "max_score": r.max_score,
-            "seconds": round(r.seconds, 3), "graded_at": now,
-            "notebooks": {nb.name: {"status": nb.status, "reason": nb.reason} for nb in r.notebooks}}
-    data["students"] = dict(sorted(data["students"].items()))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    # Two graders may run at once on one course (e.g. by student, on a PostgreSQL gradebook): the merge is a
+    # read-modify-write, so it holds an exclusive lock on a side file for its whole duration.
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = {"assignment": assignment, "students": {}}
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text())
+            except ValueError:
+                pass
+        now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        for r in results:
+            data["students"][r.student_id] = {
+                "status": r.status, "reason": r.reason, "score": r.score, "max_score": r.max_score,
+                "seconds": round(r.seconds, 3), "graded_at": now,
+                "notebooks": {nb.name: {"status": nb.status, "reason": nb.reason} for nb in r.notebooks}}
+        data["students"] = dict(sorted(data["students"].items()))
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        os.replace(tmp, path)
     return path
 
 

@@ -106,3 +106,24 @@ def test_report_cli(course, capsys):
     capsys.readouterr()
     assert main(["report", "nope", "--course-dir", str(course)]) == 2
     assert "no assignment 'nope'" in capsys.readouterr().err
+
+
+def _write_one(args):
+    course_dir, student = args
+    from autograder.grade import Course, write_statuses
+
+    opened = Course.open(course_dir)
+    for i in range(200):
+        write_statuses(opened, "hw", [GradeResult(f"{student}-{i}", "ok", "", [], 1.0, 1.0, 4.0)])
+
+
+def test_concurrent_graders_do_not_lose_each_others_statuses(course):
+    """Graders run by student at the same time merge into one status file; none may overwrite another's entry."""
+    import json
+    from multiprocessing import get_context
+
+    new = [f"late{i}" for i in range(4)]
+    with get_context("spawn").Pool(4) as pool:
+        pool.map(_write_one, [(str(course), s) for s in new])
+    students = json.loads((course / "autograded" / "hw.status.json").read_text())["students"]
+    assert {f"{s}-{i}" for s in new for i in range(200)} <= set(students) and "ghost" in students and students["s08"]["status"] == "timeout"
