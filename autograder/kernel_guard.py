@@ -99,7 +99,11 @@ class Guard:
             # implemented in C (slot wrappers, builtins) or not a function at all; a class such as
             # types.FunctionType has a ``__code__`` *descriptor*, not a code object
             return True
-        return code.co_filename.startswith(self.trusted_prefixes)
+        if code.co_filename.startswith(self.trusted_prefixes):
+            return True
+        # Libraries build functions with exec() too (dataclass methods, scipy.optimize's solvers, fastapi): their
+        # code is named "<string>" but they belong to the library's module, not to the notebook's __main__.
+        return code.co_filename == "<string>" and getattr(func, "__module__", "__main__") != "__main__"
 
     def _trusted_type(self, tp) -> bool:
         for name in _CHECKED_METHODS:
@@ -222,10 +226,13 @@ class Guard:
                 continue  # the student's own modules may do as they like
             for key, value in list(vars(module).items()):
                 try:
-                    code = getattr(getattr(value, "__func__", value), "__code__", None)
+                    func = getattr(value, "__func__", value)
+                    code = getattr(func, "__code__", None)
+                    owner = getattr(func, "__module__", "__main__")
                 except Exception:  # a lazy-loading attribute (e.g. MLflow's optional integrations) failing to import
                     continue
-                if isinstance(code, _types.CodeType) and _from_notebook(code.co_filename):
+                # exec'd library code is also named "<string>"; only functions of the notebook's __main__ count
+                if isinstance(code, _types.CodeType) and _from_notebook(code.co_filename) and owner == "__main__":
                     problems.append(f"{name}.{key}")
         return problems
 

@@ -208,7 +208,12 @@ def test_kernel_guard_late_module_check_skips_classes_with_a_code_descriptor():
             raise ModuleNotFoundError("No module named 'haystack'")
 
     late.haystack = LazyIntegration()
-    exec(compile("def patched():\n    return True\n", "/tmp/ipykernel_1/456.py", "exec"), vars(late))
+    # a library building its own functions with exec() (scipy.optimize._nonlin, fastapi, dataclasses do)
+    exec(compile("def solver():\n    return 1\n", "<string>", "exec"), vars(late))
+    late.__name__ = "late_library"
+    cell = {"__name__": "__main__"}  # a notebook cell's namespace
+    exec(compile("def patched():\n    return True\n", "/tmp/ipykernel_1/456.py", "exec"), cell)
+    late.patched = cell["patched"]
     sys.modules["late_library"] = late
     try:
         problems = guard._check_late_modules()
@@ -216,4 +221,9 @@ def test_kernel_guard_late_module_check_skips_classes_with_a_code_descriptor():
         del sys.modules["late_library"]
     assert "late_library.patched" in problems            # notebook code planted in a library is still caught
     assert "late_library.FunctionType" not in problems
+    assert "late_library.solver" not in problems
+    exec_from_cell = {"__name__": "__main__"}
+    exec(compile("def forged():\n    return 1\n", "<string>", "exec"), exec_from_cell)
+    assert not guard._trusted_function(exec_from_cell["forged"])     # exec'd in the notebook: not trusted
+    assert guard._trusted_function(late.solver)                      # exec'd by a library: trusted
     assert guard._trusted_function(types.FunctionType)
