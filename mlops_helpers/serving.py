@@ -363,22 +363,28 @@ def check_model_uri(model_uri: str, tracking_uri: str | None = None) -> None:
             raise ModelNotFoundError(f"no MLflow model at {uri}: {local / 'MLmodel'} does not exist")
         return
     store = resolve_tracking_uri(tracking_uri)
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    try:
-        # get_model_info reads only the MLmodel file and understands every URI form, logged-model ids included
-        # (models:/m-..., which download_artifacts would take for a registered model's name).
-        mlflow.set_tracking_uri(store)
-        mlflow.set_registry_uri(store)
+    # Explicit URIs only: this runs in the caller's process (a lesson kernel, the test process), whose global
+    # tracking/registry URIs -- and the MLFLOW_*_URI variables MLflow exports with them -- must not change.
+    with tempfile.TemporaryDirectory() as tmp:
         try:
-            mlflow.models.get_model_info(uri)
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"{uri.rstrip('/')}/MLmodel", dst_path=tmp, tracking_uri=store, registry_uri=store
+            )
+            return
         except MlflowException as exc:
-            raise ModelNotFoundError(
-                f"no model at {uri} in the tracking store {store}: {exc.message} "
-                f"(check the run id, the registered model's name, version or alias, and the tracking URI)"
-            ) from exc
-    finally:
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
+            error = exc
+    # models:/<model id> names a logged model (MLflow 3), which download_artifacts takes for a registered name.
+    name = uri.removeprefix("models:/").rstrip("/")
+    if uri.startswith("models:/") and name.startswith("m-") and "/" not in name and "@" not in name:
+        try:
+            mlflow.MlflowClient(tracking_uri=store).get_logged_model(name)
+            return
+        except MlflowException:
+            pass
+    raise ModelNotFoundError(
+        f"no model at {uri} in the tracking store {store}: {error.message} "
+        f"(check the run id, the registered model's name, version or alias, and the tracking URI)"
+    ) from error
 
 
 class ModelServer(_ServerProcess):

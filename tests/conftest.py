@@ -34,19 +34,14 @@ def port() -> int:
 
 @pytest.fixture
 def tracking_uri(tmp_path, monkeypatch) -> str:
-    """A fresh, empty sqlite tracking store in a temporary folder; MLflow's globals restored afterwards."""
-    import mlflow
-
+    """A fresh, empty sqlite tracking store in a temporary folder; MLflow's globals reset afterwards."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)
     yield uri
-    while mlflow.active_run():
-        mlflow.end_run()
-    # Back to MLflow's unset state (set_tracking_uri(None) also unsets MLFLOW_TRACKING_URI), and forget the
-    # experiment set_experiment exported: `mlflow run --experiment-name` refuses to start while it is set.
-    mlflow.set_tracking_uri(None)
-    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+    from mlflow_state import reset_mlflow_globals
+
+    reset_mlflow_globals()
 
 
 @pytest.fixture

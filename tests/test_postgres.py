@@ -62,11 +62,9 @@ def tracking_server(postgres, tmp_path_factory):
 @pytest.fixture
 def client_of(monkeypatch):
     """``client_of(url)``: an MlflowClient on ``url``, with MLflow's global tracking/registry URI pointing there too
-    (``mlflow.pyfunc.load_model("models:/...")`` reads the globals); restored afterwards."""
+    (``mlflow.pyfunc.load_model("models:/...")`` reads the globals); reset afterwards."""
     import mlflow
     from mlflow import MlflowClient
-
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
 
     def make(url: str) -> MlflowClient:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
@@ -75,8 +73,9 @@ def client_of(monkeypatch):
         return MlflowClient(url, url)
 
     yield make
-    mlflow.set_tracking_uri(previous[0])
-    mlflow.set_registry_uri(previous[1])
+    from mlflow_state import reset_mlflow_globals
+
+    reset_mlflow_globals()
 
 
 # --------------------------------------------------------------------------------------------- 1. tracking server

@@ -2,6 +2,7 @@
 
 import mlflow
 import pytest
+from mlflow_state import reset_mlflow_globals
 from mlflow import MlflowClient
 
 from mlops_helpers import registry, tracking
@@ -16,7 +17,6 @@ def two_versions(tmp_path_factory):
     versions 1 and 2 of ``iris-cmp`` with aliases champion -> 1, challenger -> 2."""
     folder = tmp_path_factory.mktemp("registry-store")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
-    previous = mlflow.get_tracking_uri()
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(folder)
         mp.setenv("MLFLOW_TRACKING_URI", uri)
@@ -28,7 +28,7 @@ def two_versions(tmp_path_factory):
         client.set_registered_model_alias("iris-cmp", "champion", "1")
         client.set_registered_model_alias("iris-cmp", "challenger", "2")
         yield best, worse
-    mlflow.set_tracking_uri(previous)
+    reset_mlflow_globals()
 
 
 def test_empty_store_find_or_train_then_find_then_champion(tracking_uri):

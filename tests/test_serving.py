@@ -11,6 +11,7 @@ import textwrap
 
 import mlflow
 import pytest
+from mlflow_state import reset_mlflow_globals
 import requests
 
 from mlops_helpers import tracking
@@ -42,14 +43,13 @@ def store(tmp_path_factory):
     """A sqlite store holding the seed's model, logged and registered as ``iris-serve`` version 1."""
     folder = tmp_path_factory.mktemp("serving-store")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
-    previous = mlflow.get_tracking_uri()
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(folder)
         mp.setenv("MLFLOW_TRACKING_URI", uri)
         tracking.setup_experiment(uri, "unit-serving")
         logged = tracking.train_and_log(registered_model_name="iris-serve")
         yield uri, logged, folder
-    mlflow.set_tracking_uri(previous)
+    reset_mlflow_globals()
 
 
 @pytest.fixture(scope="module")
@@ -281,3 +281,23 @@ def test_mlflow_ui_starts_serves_the_store_and_stops(store):
         assert metrics["accuracy"] == logged.accuracy
         assert ui.command_line.startswith(f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1")
     assert group_members(pgid) == [] and port_is_free(ui.port)
+
+
+def test_model_check_finds_logged_model_ids_and_leaves_mlflow_globals_alone(store, monkeypatch):
+    """Regression: the check once pinned the caller's registry URI (and exported MLFLOW_REGISTRY_URI to every
+    kernel started later), so models registered by later lessons went to a stale store."""
+    import os
+
+    import mlflow
+
+    from mlops_helpers.serving import check_model_uri
+
+    uri, logged, _ = store
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    before = mlflow.get_tracking_uri()
+    check_model_uri(logged.model_uri, tracking_uri=uri)            # models:/m-<id>, a logged model
+    assert logged.model_uri.startswith("models:/m-")
+    with pytest.raises(ModelNotFoundError, match="m-00000000000000000000000000000000"):
+        check_model_uri("models:/m-00000000000000000000000000000000", tracking_uri=uri)
+    assert mlflow.get_tracking_uri() == before
+    assert "MLFLOW_REGISTRY_URI" not in os.environ
