@@ -24,12 +24,15 @@ help:
 
 setup: $(STAMP)
 
-# Idempotent: re-runs only when the lock or the project metadata changed.
-$(STAMP): requirements.lock pyproject.toml
+# Idempotent: re-runs only when the lock, the project metadata or this recipe changed.
+$(STAMP): requirements.lock pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv>=0.5"
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	# Bytecode for every installed package, once: PYTHONDONTWRITEBYTECODE (set here and on many machines) would
+	# otherwise make every Python process -- each sandboxed grading kernel included -- recompile what it imports.
+	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib/python*/site-packages >/dev/null
 	touch $(STAMP)
 
 course: setup
