@@ -163,7 +163,10 @@ class DaskEngine(Engine):
 
     name = "dask"
 
-    def __init__(self, scheduler: str | Any, timeout: float = 30.0):
+    def __init__(self, scheduler: str | Any, timeout: float = 30.0, job_timeout: float | None = None):
+        #: seconds without any job finishing after which the jobs still out are given up (None: wait forever).
+        #: The grader passes the longest a job can take under its limits, so only a hung or lost worker hits it.
+        self.job_timeout = job_timeout
         try:
             from distributed import Client
         except ImportError as exc:  # pragma: no cover - distributed is a dependency
@@ -175,7 +178,7 @@ class DaskEngine(Engine):
             raise EngineError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from exc
 
     def map(self, fn: Callable, jobs: Iterable) -> Iterator[Outcome]:
-        from distributed import as_completed
+        from distributed import wait
 
         jobs = list(jobs)
         if not jobs:
@@ -186,14 +189,28 @@ class DaskEngine(Engine):
         futures = self.client.map(fn, jobs, pure=False, key=[f"grade-{i}-{getattr(j, 'student_id', i)}"
                                                                 for i, j in enumerate(jobs)])
         index_of = {f.key: i for i, f in enumerate(futures)}
-        for future in as_completed(futures):
-            i = index_of[future.key]
+        pending = set(futures)
+        while pending:
+            # distributed.as_completed has only a total timeout; what must be bounded is the wait for the NEXT
+            # result (a batch may rightly take hours on a small cluster), hence wait(FIRST_COMPLETED) in a loop.
             try:
-                yield Outcome(i, jobs[i], result=future.result())
-            except Exception as exc:  # noqa: BLE001
-                yield Outcome(i, jobs[i], error=exc)
-            finally:
-                future.release()
+                done, pending = wait(pending, timeout=self.job_timeout, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                for future in sorted(pending, key=lambda f: index_of[f.key]):
+                    i = index_of[future.key]
+                    future.cancel()
+                    yield Outcome(i, jobs[i], error=EngineError(
+                        f"no result from the Dask cluster within {self.job_timeout:g} s (a worker hung or the "
+                        "cluster lost its workers); the job was cancelled"))
+                return
+            for future in sorted(done, key=lambda f: index_of[f.key]):
+                i = index_of[future.key]
+                try:
+                    yield Outcome(i, jobs[i], result=future.result())
+                except Exception as exc:  # noqa: BLE001
+                    yield Outcome(i, jobs[i], error=exc)
+                finally:
+                    future.release()
 
     def close(self) -> None:
         self.client.close()

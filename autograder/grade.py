@@ -375,7 +375,13 @@ def grade_assignment(assignment: str, *, root=None, students=None, workers: int 
 
     results = [missing_result(s, specs) for s in missing]
     jobs = [build_job(course, assignment, s, specs, limits, sandbox) for s in submitted]
-    engine = get_engine("dask", scheduler=scheduler) if scheduler else get_engine("local", workers=workers)
+    if scheduler:
+        # the longest one job can take under the limits (each notebook: its time limit plus kernel start-up and
+        # shutdown): past that without any result, the cluster is stuck, and the jobs still out become errors
+        job_timeout = max(1, len(specs)) * (limits.notebook_timeout + 120)
+        engine = get_engine("dask", scheduler=scheduler, job_timeout=job_timeout)
+    else:
+        engine = get_engine("local", workers=workers)
     bar = tqdm(total=len(jobs), desc=f"grading {assignment}", unit="submission", file=sys.stderr,
                disable=not progress or not jobs)
     for r in results:

@@ -32,7 +32,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import zmq
+import zmq.asyncio
+from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
+from traitlets import Integer, default
 
 from .exceptions import SandboxUnavailableError
 
@@ -166,6 +170,56 @@ def prepare_scratch(scratch: Path, uid: int | None) -> None:
         os.chmod(scratch, 0o700)
 
 
+class LimitedKernelClient(AsyncKernelClient):
+    """A kernel client that never receives a message larger than ``max_message_bytes``.
+
+    The output budget (``Limits.max_output_bytes``) is counted message by message, after each message has been
+    received whole: one ``print('x' * 500_000_000)`` would still land in the grader's memory. ZeroMQ can refuse it
+    earlier: with ``ZMQ_MAXMSGSIZE`` set, libzmq reads a frame's size header, and drops the connection to a peer that
+    announces more, without allocating the body. The option is set as a
+    default of this client's own context, so every channel (iopub, shell, stdin, control) has it. A monitor on the
+    iopub socket records such disconnections so the grader can say why an output is missing
+    (:meth:`dropped_connections`) and reconnect (:meth:`reopen_iopub`).
+    """
+
+    max_message_bytes = Integer(0, help="largest message accepted from the kernel; 0: no limit")
+
+    @default("context")
+    def _limited_context(self) -> zmq.asyncio.Context:
+        self._created_context = True
+        context = zmq.asyncio.Context()
+        if self.max_message_bytes > 0:
+            context.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
+        return context
+
+    def connect_iopub(self, identity: bytes | None = None):
+        sock = super().connect_iopub(identity=identity)
+        # a plain (not asyncio) shadow of the monitor socket: it is only ever polled without waiting
+        self._iopub_monitor = zmq.Socket.shadow(sock.get_monitor_socket(zmq.EVENT_DISCONNECTED).underlying)
+        return sock
+
+    def dropped_connections(self) -> int:
+        """How many times the iopub connection was dropped since the last call (an oversized message each time)."""
+        monitor, count = getattr(self, "_iopub_monitor", None), 0
+        while monitor is not None and monitor.poll(0):
+            monitor.recv_multipart(zmq.NOBLOCK)
+            count += 1
+        return count
+
+    async def reopen_iopub(self, timeout: float = 30) -> None:
+        """A new iopub connection after a refused message.
+
+        libzmq treats an oversized message as a protocol error and closes that session for good (no automatic
+        reconnect, unlike a lost connection): without this, every later output -- the test cells' included -- would
+        be lost. ``wait_for_ready`` returns once a kernel_info round trip was also seen on the new iopub socket,
+        so the next cell's first messages are not lost to the subscription still settling.
+        """
+        self.iopub_channel.stop()
+        self._iopub_channel = None
+        self.iopub_channel.start()
+        await self._async_wait_for_ready(timeout=timeout)
+
+
 class SandboxedKernelManager(AsyncKernelManager):
     """A jupyter_client kernel manager whose kernel starts inside :func:`bwrap_args`'s sandbox.
 
@@ -177,11 +231,18 @@ class SandboxedKernelManager(AsyncKernelManager):
     """
 
     def __init__(self, *, scratch: Path, workdir: Path, memory_mb: int, max_processes: int,
-                 sandbox: bool = True, **kwargs):
+                 sandbox: bool = True, max_message_bytes: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.scratch, self.workdir = Path(scratch), Path(workdir)
         self.memory_mb, self.max_processes, self.use_sandbox = memory_mb, max_processes, sandbox
+        self.max_message_bytes = max_message_bytes
         self.uid = sandbox_uid() if sandbox else None
+        self.client_factory = LimitedKernelClient
+
+    def client(self, **kwargs) -> LimitedKernelClient:
+        """jupyter_client's client, refusing messages over ``max_message_bytes`` (see LimitedKernelClient)."""
+        kwargs.setdefault("max_message_bytes", self.max_message_bytes)
+        return super().client(**kwargs)
 
     async def _async_launch_kernel(self, kernel_cmd, **kw):
         # No shared input history file: the kernel keeps history in memory only (nothing left in the scratch).
@@ -197,7 +258,11 @@ class SandboxedKernelManager(AsyncKernelManager):
             kernel_cmd = [*rlimit_args(self.memory_mb, None), *kernel_cmd]
             kw["cwd"] = str(self.workdir)
             env = dict(kw.get("env") or os.environ)
-            env.update({"MPLBACKEND": "agg", "OPENBLAS_NUM_THREADS": "1",
+            # Same clean home as in the sandbox: nothing read from or written to the instructor's ~/.ipython,
+            # ~/.config/matplotlib... (and the sandbox's cost measured by the benchmark is the sandbox's alone).
+            home = self.scratch / "home"
+            env.update({"MPLBACKEND": "agg", "OPENBLAS_NUM_THREADS": "1", "HOME": str(home),
+                        "IPYTHONDIR": str(home / ".ipython"), "MPLCONFIGDIR": str(home / ".matplotlib"),
                         "MLFLOW_TRACKING_URI": f"sqlite:///{self.workdir / 'mlflow.db'}"})
             kw["env"] = env
         # The kernel's own stdout/stderr (start-up messages, C-level crashes) go to a log in the scratch folder,

@@ -431,6 +431,13 @@ def _make_client_class():
                                                        traceback=[f"DeadKernelError: {stop_reason}"]))
                         if is_test:
                             ctx.verdicts[meta["grade_id"]] = (False, stop_reason)
+                    if stop_reason is None and self.kc is not None and self.kc.dropped_connections():
+                        ctx.worsen("resource_limit", f"cell {index} sent an output message over "
+                                   f"{max_message_bytes(limits)} bytes; the grader refused it")
+                        cell.outputs.append(new_output("stream", name="stdout", text=(
+                            f"\n... output refused by the grader: a single output message of more than "
+                            f"{max_message_bytes(limits)} bytes; what this cell printed after it is lost ...\n")))
+                        await self.kc.reopen_iopub(timeout=30)
                     for out in cell.get("outputs", []):
                         if out.get("output_type") == "error" and out.get("ename") in ("MemoryError",):
                             ctx.worsen("resource_limit", f"memory limit ({limits.memory_mb} MB) hit in cell {index}")
@@ -489,6 +496,15 @@ def _make_client_class():
 _CLIENT_CLASS = None
 
 
+def max_message_bytes(limits: Limits) -> int:
+    """Largest single message taken from a kernel: the notebook's output budget, JSON-escaped, plus headers.
+
+    A bigger message could not be kept anyway (it is over the budget); refusing it at the socket keeps a student's
+    ``print('x' * 10**9)`` out of the grader's memory (see ``sandbox.LimitedKernelClient``).
+    """
+    return 2 * limits.max_output_bytes + 1_000_000
+
+
 class ExecuteNotebook:
     """Execute in a fresh kernel (sandboxed unless the job says otherwise) with the job's limits."""
 
@@ -505,6 +521,7 @@ class ExecuteNotebook:
         ipc = self.scratch / "ipc"
         km = SandboxedKernelManager(scratch=self.scratch, workdir=workdir, memory_mb=ctx.limits.memory_mb,
                                     max_processes=ctx.limits.max_processes, sandbox=self.sandbox,
+                                    max_message_bytes=max_message_bytes(ctx.limits),
                                     kernel_name="python3", transport="ipc", ip=str(ipc / f"k{secrets.token_hex(4)}"),
                                     connection_file=str(ipc / f"kernel-{secrets.token_hex(4)}.json"))
         client = _CLIENT_CLASS(nb, ctx, km, workdir)

@@ -19,6 +19,8 @@ def work(job):
         os._exit(9)  # the worker process dies, as on a segfault or the OOM killer
     if kind == "raise":
         raise ValueError(f"bad job {value}")
+    if kind == "hang":
+        time.sleep(value)
     time.sleep(0.2)
     return value * value, os.getpid()
 
@@ -75,21 +77,25 @@ def test_dask_engine_unreachable_scheduler_is_a_clear_error():
         DaskEngine(f"tcp://127.0.0.1:{free_port()}", timeout=2)
 
 
-@pytest.mark.full  # a LocalCluster costs ~30 s here; test_dropin grades through one in the full run too
 def test_dask_engine_on_a_local_cluster():
     from distributed import LocalCluster
 
     # No "crash" job here: a worker killed mid-task is Dask's business (the nanny restarts it, the task is retried
     # up to distributed.scheduler.allowed-failures times, then KilledWorker becomes that job's error); on this
-    # loaded 2-core machine a restart storm can take minutes, so only the raising job is exercised.
-    jobs = [job for job in JOBS if job[0] != "crash"]
+    # loaded 2-core machine a restart storm can take minutes, so only the raising and hanging jobs are exercised.
+    jobs = [job for job in JOBS if job[0] != "crash"] + [("hang", 600)]
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                      host="127.0.0.1") as cluster, DaskEngine(cluster) as engine:
+                      host="127.0.0.1") as cluster, DaskEngine(cluster, job_timeout=8) as engine:
+        started = time.monotonic()
         outcomes = list(engine.map(work, jobs))
-    assert sorted(o.index for o in outcomes) == list(range(len(jobs)))
+        waited = time.monotonic() - started
+    assert sorted(o.index for o in outcomes) == list(range(len(jobs)))  # the hung job too gets an outcome
+    assert waited < 60
     for o in outcomes:
         kind, value = o.job
         if kind == "ok":
             assert o.error is None and o.result[0] == value * value and o.result[1] != os.getpid()
-        else:
+        elif kind == "raise":
             assert isinstance(o.error, ValueError) and "bad job 3" in str(o.error) and o.result is None
+        else:
+            assert isinstance(o.error, EngineError) and "no result from the Dask cluster within 8 s" in str(o.error)

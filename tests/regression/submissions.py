@@ -196,6 +196,9 @@ def build_submissions(port: int, course_dir: str) -> dict[str, Case]:
         "ok", 4.0, "the files outside stay unchanged")
     cases["huge_output"] = Case(_submit({}, before={"add": "for _ in range(200):\n    print('x' * 100_000)"}),
                                 "resource_limit", 4.0, "outputs truncated, points kept")
+    cases["huge_message"] = Case(_submit({}, before={"add": (
+        "import sys\nsys.stdout.write('y' * 20_000_000)\nsys.stdout.flush()")}),
+        "resource_limit", 4.0, "one 20 MB message refused at the socket, points kept")
     always_equal = ("class AlwaysEqual:\n    def __eq__(self, other):\n        return True\n"
                     "    def __ne__(self, other):\n        return False\n")
     cases["always_equal"] = Case(_submit({

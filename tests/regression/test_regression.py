@@ -129,7 +129,20 @@ def test_process_flood_was_bounded(graded):
 def test_huge_output_truncated(graded):
     notebook = graded["results"]["huge_output"].notebooks[0].graded
     assert len(notebook) < 3 * LIMITS.max_output_bytes
-    assert b"output truncated by the grader" in notebook
+    # 200 prints of 100 kB: the kernel batches them into messages, kept up to the budget or refused when one is
+    # larger than the socket allows; either way the notebook says so
+    assert b"output truncated by the grader" in notebook or b"output refused by the grader" in notebook
+
+
+def test_huge_single_message_refused_at_the_socket(graded):
+    """One 20 MB write: refused whole by ZeroMQ (never held by the grader), said in the reason and in the cell, and
+    the connection is reopened so the test cells after it still count (the case's score is asserted above)."""
+    from autograder.unit import max_message_bytes
+
+    result = graded["results"]["huge_message"]
+    assert f"over {max_message_bytes(LIMITS)} bytes; the grader refused it" in result.reason
+    assert len(result.notebooks[0].graded) < 3 * LIMITS.max_output_bytes
+    assert "output refused by the grader" in _outputs_text(result)
 
 
 def test_graded_notebooks_agree_with_nbgrader_determine_grade(graded):
