@@ -96,8 +96,9 @@ def bare_execution_seconds(course: Path) -> float:
             if cell.cell_type == "code":
                 cell.outputs, cell.execution_count = [], None
         start = time.perf_counter()
+        # the kernel's own stderr (ipykernel's "running over TCP" warning) would flood the benchmark's output
         NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True,
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
+                       resources={"metadata": {"path": str(path.parent)}}).execute(stderr=subprocess.DEVNULL)
         total += time.perf_counter() - start
     return total
 

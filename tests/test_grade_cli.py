@@ -11,20 +11,18 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sqlite3
-import threading
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
 from nbgrader_course import autograder_cli, env, nbgrader_cli
-from regression.submissions import ASSIGNMENT, MAX_SCORE, NOTEBOOK, build_source, build_submissions
+from regression.submissions import (ASSIGNMENT, MAX_SCORE, NOTEBOOK, build_source, build_submissions,
+                                    loopback_listener)
 
-# ~25 sandboxed submissions take minutes on 2 shared cores: the end-to-end CLI run is a `full` test (D1's
-# tests/regression/test_regression.py grades the same set through grade_job in `make test`).
-FULL = pytest.mark.full
 LIMIT_FLAGS = ["--cell-timeout", "10", "--timeout", "90", "--memory", "1024", "--max-processes", "128",
                "--max-output", "200000"]
 
@@ -55,54 +53,31 @@ def regression_course(tmp_path_factory):
     course = tmp_path_factory.mktemp("regcourse")
     (course / "source" / ASSIGNMENT).mkdir(parents=True)
     (course / "source" / ASSIGNMENT / f"{NOTEBOOK}.ipynb").write_text(json.dumps(build_source(), indent=1))
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    listener.settimeout(0.5)
-    cases = build_submissions(port=listener.getsockname()[1], course_dir=str(course))
-    students = [*cases, "other", "ghost"]
-    (course / "nbgrader_config.py").write_text("c = get_config()\nc.CourseDirectory.course_id = 'regression'\n")
-    nbgrader_cli(course, "generate_assignment", ASSIGNMENT)
-    from nbgrader.api import Gradebook
+    with loopback_listener() as (port, connections):  # open for the whole grading run
+        cases = build_submissions(port=port, course_dir=str(course))
+        students = [*cases, "other", "ghost"]
+        (course / "nbgrader_config.py").write_text("c = get_config()\nc.CourseDirectory.course_id = 'regression'\n")
+        nbgrader_cli(course, "generate_assignment", ASSIGNMENT)
+        from nbgrader.api import Gradebook
 
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:  # the class list (`nbgrader db student add`)
-        for student in students:
-            gb.update_or_create_student(student)
-    definition_before = _definition_rows(course / "gradebook.db")
-    for student, case in {**cases, "other": cases["perfect"]}.items():
-        folder = course / "submitted" / student / ASSIGNMENT
-        folder.mkdir(parents=True)
-        if case.notebook is not None:
-            (folder / f"{NOTEBOOK}.ipynb").write_bytes(case.notebook)
-    other_work = (course / "submitted" / "other" / ASSIGNMENT / f"{NOTEBOOK}.ipynb").read_bytes()
-
-    connections, stop = [], threading.Event()
-
-    def accept():
-        while not stop.is_set():
-            try:
-                connections.append(listener.accept())
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    tag = f"AUTOGRADER_TEST_{uuid.uuid4().hex}"
-    run_env = {**env(), tag: "1"}
-    import subprocess
-    import sys
-    try:
+        with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:  # the class list (`nbgrader db student add`)
+            for student in students:
+                gb.update_or_create_student(student)
+        definition_before = _definition_rows(course / "gradebook.db")
+        for student, case in {**cases, "other": cases["perfect"]}.items():
+            folder = course / "submitted" / student / ASSIGNMENT
+            folder.mkdir(parents=True)
+            if case.notebook is not None:
+                (folder / f"{NOTEBOOK}.ipynb").write_bytes(case.notebook)
+        other_work = (course / "submitted" / "other" / ASSIGNMENT / f"{NOTEBOOK}.ipynb").read_bytes()
+        tag = f"AUTOGRADER_TEST_{uuid.uuid4().hex}"
+        run_env = {**env(), tag: "1"}
         proc = subprocess.run([sys.executable, "-m", "autograder", "grade", ASSIGNMENT, "--json", "--workers", "2",
                                *LIMIT_FLAGS], cwd=course, env=run_env, capture_output=True, text=True, timeout=900)
-    finally:
-        stop.set()
-        thread.join(5)
-        listener.close()
     return {"course": course, "cases": cases, "proc": proc, "connections": connections, "tag": tag,
             "definition_before": definition_before, "other_work": other_work}
 
 
-@FULL
 def test_every_submission_gets_its_expected_status_and_score(regression_course):
     proc, cases = regression_course["proc"], regression_course["cases"]
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -120,7 +95,6 @@ def test_every_submission_gets_its_expected_status_and_score(regression_course):
     assert "grading reg" in proc.stderr and "ghost: missing" in proc.stderr and "other: ok 4/4" in proc.stderr
 
 
-@FULL
 def test_gradebook_written_by_the_grader_only(regression_course):
     from nbgrader.api import Gradebook
 
@@ -150,7 +124,6 @@ def test_gradebook_written_by_the_grader_only(regression_course):
         regression_course["other_work"]
 
 
-@FULL
 def test_status_file_records_every_student(regression_course):
     course = regression_course["course"]
     rows = {r["student_id"]: r for r in json.loads(regression_course["proc"].stdout)}
@@ -159,13 +132,11 @@ def test_status_file_records_every_student(regression_course):
     assert data["students"]["kernel_crash"]["notebooks"][NOTEBOOK]["status"] == "kernel_died"
 
 
-@FULL
 def test_nothing_escaped_and_nothing_left_behind(regression_course):
     assert regression_course["connections"] == []  # the network case never reached the listener
     assert _tagged_processes(regression_course["tag"]) == []  # no kernel, bwrap or worker survived the CLI
 
 
-@FULL
 def test_regrading_one_student_keeps_the_others(regression_course):
     course = regression_course["course"]
     before = json.loads((course / "autograded" / f"{ASSIGNMENT}.status.json").read_text())["students"]
@@ -246,7 +217,6 @@ def test_help_explains_the_flags():
         assert flag in " ".join(proc.stdout.split()), flag
 
 
-@FULL
 def test_course_assignments_solution_full_marks_blank_zero(tmp_path):
     """What `make course` does, on the course's own assignments: the solution example scores every point, the
     blank one none, the partial one in between, all with status ok (the engine and the assignments agree)."""

@@ -12,10 +12,41 @@ answers typed into the answer cells, plus whatever trick the case plays.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
+import socket
+import threading
 from dataclasses import dataclass
+
+@contextlib.contextmanager
+def loopback_listener():
+    """A TCP listener on 127.0.0.1 (a free port) accepting in a thread, for the ``network`` case to try.
+
+    Yields ``(port, connections)``; ``connections`` lists every accepted connection (it must stay empty)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(0.5)
+    connections, stop = [], threading.Event()
+
+    def accept():
+        while not stop.is_set():
+            try:
+                connections.append(listener.accept())
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1], connections
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+
 
 ASSIGNMENT = "reg"
 NOTEBOOK = "problem1"

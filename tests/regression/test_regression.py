@@ -8,15 +8,14 @@ Also checks, after the run: the files the hostile cases tried to read/overwrite 
 from __future__ import annotations
 
 import json
-import socket
-import threading
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from autograder.job import GradeJob, Limits
-from .submissions import ASSIGNMENT, MAX_SCORE, NOTEBOOK, build_submissions, specs_from_source
+from .submissions import (ASSIGNMENT, MAX_SCORE, NOTEBOOK, build_submissions, loopback_listener,
+                          specs_from_source)
 
 LIMITS = Limits(cell_timeout=10, notebook_timeout=90, memory_mb=1024, max_processes=128, max_output_bytes=200_000)
 
@@ -58,30 +57,10 @@ def graded(tmp_path_factory):
     for path, data in protected.items():
         path.write_bytes(data)
 
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    listener.settimeout(0.5)
-    connections = []
-    stop = threading.Event()
-
-    def accept():
-        while not stop.is_set():
-            try:
-                connections.append(listener.accept())
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    cases = build_submissions(port=listener.getsockname()[1], course_dir=str(course))
-    try:
+    with loopback_listener() as (port, connections):
+        cases = build_submissions(port=port, course_dir=str(course))
         with ProcessPoolExecutor(2) as pool:
             results = dict(zip(cases, pool.map(_grade, [(sid, case.notebook) for sid, case in cases.items()])))
-    finally:
-        stop.set()
-        thread.join(5)
-        listener.close()
     return {"cases": cases, "results": results, "connections": connections, "protected": protected}
 
 
