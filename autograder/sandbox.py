@@ -175,14 +175,15 @@ class LimitedKernelClient(AsyncKernelClient):
 
     The output budget (``Limits.max_output_bytes``) is counted message by message, after each message has been
     received whole: one ``print('x' * 500_000_000)`` would still land in the grader's memory. ZeroMQ can refuse it
-    earlier: with ``ZMQ_MAXMSGSIZE`` set, libzmq reads a frame's size header, and drops the connection to a peer that
-    announces more, without allocating the body. The option is set as a
-    default of this client's own context, so every channel (iopub, shell, stdin, control) has it. A monitor on the
-    iopub socket records such disconnections so the grader can say why an output is missing
-    (:meth:`dropped_connections`) and reconnect (:meth:`reopen_iopub`).
+    earlier: with ``ZMQ_MAXMSGSIZE`` set, libzmq reads a frame's size header and drops the connection to a peer that
+    announces more, without allocating the body. The option is a default of this client's own context, so every
+    channel the client opens (iopub, shell, stdin) has it. A monitor on the iopub socket records such
+    disconnections, so the grader can say why an output is missing (:meth:`dropped_connections`) and reconnect
+    (:meth:`reopen_iopub`).
     """
 
     max_message_bytes = Integer(0, help="largest message accepted from the kernel; 0: no limit")
+    _iopub_monitor = None
 
     @default("context")
     def _limited_context(self) -> zmq.asyncio.Context:
@@ -194,13 +195,28 @@ class LimitedKernelClient(AsyncKernelClient):
 
     def connect_iopub(self, identity: bytes | None = None):
         sock = super().connect_iopub(identity=identity)
-        # a plain (not asyncio) shadow of the monitor socket: it is only ever polled without waiting
-        self._iopub_monitor = zmq.Socket.shadow(sock.get_monitor_socket(zmq.EVENT_DISCONNECTED).underlying)
+        self._close_monitor()
+        monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        # polled through a plain (not asyncio) shadow: only ever without waiting; the owner is kept to close it
+        self._iopub_monitor = (sock, monitor, zmq.Socket.shadow(monitor.underlying))
         return sock
+
+    def _close_monitor(self) -> None:
+        if self._iopub_monitor is not None:
+            sock, monitor, _ = self._iopub_monitor
+            self._iopub_monitor = None
+            if not sock.closed:
+                sock.disable_monitor()
+            monitor.close(linger=0)
+
+    def stop_channels(self) -> None:
+        self._close_monitor()
+        super().stop_channels()
 
     def dropped_connections(self) -> int:
         """How many times the iopub connection was dropped since the last call (an oversized message each time)."""
-        monitor, count = getattr(self, "_iopub_monitor", None), 0
+        count = 0
+        monitor = self._iopub_monitor[2] if self._iopub_monitor else None
         while monitor is not None and monitor.poll(0):
             monitor.recv_multipart(zmq.NOBLOCK)
             count += 1
