@@ -150,8 +150,9 @@ def main(argv: list[str]) -> int:
               f"{'met' if speedup >= 1.8 else 'NOT met'})")
         print(f"ratio to the floor:             {to_floor:.2f}x  (goal <= 1.25x: "
               f"{'met' if to_floor <= 1.25 else 'NOT met'})")
+        meaning = "; negative: the sandbox costs nothing measurable" if cost < 0 else ""
         print(f"sandbox cost per submission:    {cost:+.2f} s  (mean job {sum(sandboxed_job) / len(sandboxed_job):.2f} s"
-              f" sandboxed vs {sum(plain_job) / len(plain_job):.2f} s{'; negative: the sandbox costs nothing measurable' if cost < 0 else ''})")
+              f" sandboxed vs {sum(plain_job) / len(plain_job):.2f} s{meaning})")
     return 0
 
 
