@@ -9,10 +9,8 @@ the course directory: the job carries the assignment's cell specs and the submit
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import atexit
-import builtins
 import json
 import secrets
 import shutil
@@ -24,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from .job import (GradeJob, GradeResult, Limits, NotebookResult, NotebookSpec, worst_status)
+from .rewrite import RewriteError, builtin_names_used, harden_test_source
 
 GUARD_MODULE = "__autograder_guard__"
 MISSING_CELL_NOTE = "This cell (id:{grade_id}) was missing from the submission. It was added back by the grader.\n\n"
@@ -225,87 +224,6 @@ class RestoreCells:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Hardening of test cells (see autograder/kernel_guard.py for the in-kernel half)
-# ---------------------------------------------------------------------------------------------------------------
-class _EqualityRewriter(ast.NodeTransformer):
-    """``a == b`` -> ``G.eq(a, b)`` and ``a != b`` -> ``G.ne(a, b)`` (single comparisons only)."""
-
-    def __init__(self, guard_name: str):
-        self.guard_name = guard_name
-
-    def visit_Compare(self, node):
-        self.generic_visit(node)
-        if len(node.ops) == 1 and isinstance(node.ops[0], (ast.Eq, ast.NotEq)):
-            method = "eq" if isinstance(node.ops[0], ast.Eq) else "ne"
-            call = ast.Call(func=ast.Attribute(value=ast.Name(self.guard_name, ast.Load()), attr=method,
-                                               ctx=ast.Load()),
-                            args=[node.left, node.comparators[0]], keywords=[])
-            return ast.copy_location(call, node)
-        return node
-
-
-def harden_test_source(source: str, guard_name: str, token: str) -> str:
-    """The source actually executed for a test cell.
-
-    Every ``assert`` statement has its ``==`` / ``!=`` comparisons routed through the guard (always-equal
-    objects), rewritten in place by text span so that line numbers and comments (hidden-test markers) stay put.
-    After the cell's code, the cell prints ``token`` (random, unknown to student code): the grader counts the test
-    as passed only if the kernel replied "ok" AND the token arrived, so a hook that swallows the exception cannot
-    make a failing test pass. A final bare expression (partial credit) is kept as the cell's result.
-    Source that does not parse is returned unchanged (it fails in the kernel with a SyntaxError, as it should).
-    """
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return source
-    lines = source.splitlines(keepends=True)
-    offsets = [0]
-    for line in lines:
-        offsets.append(offsets[-1] + len(line))
-
-    def pos(lineno, col):
-        # ast columns are UTF-8 byte offsets
-        line = lines[lineno - 1]
-        return offsets[lineno - 1] + len(line.encode("utf-8")[:col].decode("utf-8", "replace"))
-
-    spans = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Assert):
-            new = ast.unparse(ast.fix_missing_locations(_EqualityRewriter(guard_name).visit(
-                ast.parse(ast.get_source_segment(source, node) or ast.unparse(node)).body[0])))
-            extra = node.end_lineno - node.lineno
-            spans.append((pos(node.lineno, node.col_offset), pos(node.end_lineno, node.end_col_offset),
-                          new + " \\\n" * extra))
-    text = source
-    for start, end, new in sorted(spans, reverse=True):
-        text = text[:start] + new + text[end:]
-    try:
-        ast.parse(text)
-    except SyntaxError:  # an unusual layout defeated the in-place edit: fall back to a full unparse
-        text = ast.unparse(ast.fix_missing_locations(_EqualityRewriter(guard_name).visit(ast.parse(source))))
-    body = ast.parse(text).body
-    emit = f"print({token!r})"
-    if body and isinstance(body[-1], ast.Expr):
-        last = body[-1]
-        start, end = pos(last.lineno, last.col_offset), pos(last.end_lineno, last.end_col_offset)
-        # keep the final value (nbgrader's partial credit) as the cell's displayed result
-        text = (text[:start] + f"{guard_name}.result = (" + text[start:end] + ")" + text[end:]
-                + f"\n{emit}\n{guard_name}.result\n")
-        return text
-    return text.rstrip("\n") + f"\n{emit}\n"
-
-
-def builtin_names_used(source: str) -> list[str]:
-    """Names a test cell loads that are builtins (the guard moves notebook variables shadowing them aside)."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return []
-    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
-    return sorted(n for n in names if hasattr(builtins, n))
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # Execution
 # ---------------------------------------------------------------------------------------------------------------
 def _guard_source() -> str:
@@ -459,7 +377,16 @@ def _make_client_class():
                 self.ctx.verdicts[grade_id] = (False, message)
                 return
             original = cell.source
-            cell.source = harden_test_source(original, guard_name, token)
+            try:
+                cell.source = harden_test_source(original, guard_name, token)
+            except RewriteError as exc:  # the grader's fault, not the student's: say so, never a silent 0
+                self.ctx.worsen("error", f"test cell {grade_id}: {exc}")
+                self.ctx.verdicts[grade_id] = (False, str(exc))
+                cell.outputs = [new_output("error", ename="AutograderError", evalue=str(exc),
+                                           traceback=[f"AutograderError: {exc}"])]
+                await self.silent(f"__import__('sys').modules[{GUARD_MODULE!r}].GUARD.after_test({guard_name!r})",
+                                  timeout=30)
+                return
             captured = {}
 
             def keep_reply(cell, cell_index, execute_reply):
@@ -467,7 +394,9 @@ def _make_client_class():
 
             self.on_cell_executed = keep_reply
             try:
-                await self.async_execute_cell(cell, index, store_history=False)
+                # stored in the history as nbgrader does: IPython's "quiet" rule (a final ';') then reads
+                # this cell, not the student's previous one
+                await self.async_execute_cell(cell, index, store_history=True)
             finally:
                 cell.source = original
                 self.on_cell_executed = None

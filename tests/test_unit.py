@@ -227,3 +227,49 @@ def test_kernel_guard_late_module_check_skips_classes_with_a_code_descriptor():
     assert not guard._trusted_function(exec_from_cell["forged"])     # exec'd in the notebook: not trusted
     assert guard._trusted_function(late.solver)                      # exec'd by a library: trusted
     assert guard._trusted_function(types.FunctionType)
+
+
+def _with_test_source(specs, grade_id: str, source: str):
+    """``specs`` with one test cell's instructor source replaced."""
+    import dataclasses
+
+    (spec,) = specs
+    cells = tuple(dataclasses.replace(c, source=source) if c.grade_id == grade_id else c for c in spec.cells)
+    return (dataclasses.replace(spec, cells=cells),)
+
+
+def test_assert_followed_by_statements_scores_full_marks_in_a_real_kernel():
+    """nbgrader-style test cells: asserts, then ``print("Success!")`` or a final expression. A correct answer scores
+    full marks (the rewrite used to turn such cells into a SyntaxError: 0 with status ok); a wrong one scores 0."""
+    from autograder.unit import grade_job
+
+    specs = _with_test_source(specs_from_source(), "test_add",
+                              "assert add(1, 2) == 3\nassert add(2, 2) == \\\n    4\nprint('Success!')\n"
+                              "### BEGIN HIDDEN TESTS\nassert add(-1, 1) == 0\n### END HIDDEN TESTS\n'é'")
+    data = released()
+    for cell in data["cells"]:
+        cell["source"] = CORRECT.get(cell["metadata"]["nbgrader"]["grade_id"], cell["source"])
+    job = GradeJob("c", "reg", "alice", {f"{NOTEBOOK}.ipynb": json.dumps(data).encode()}, specs, {},
+                   Limits(cell_timeout=30), sandbox=False)
+    result = grade_job(job)
+    assert (result.status, result.score) == ("ok", 4.0), result.reason
+    graded = _by_id(nbformat.reads(result.notebooks[0].graded.decode(), as_version=4))
+    assert "Success!" in "".join(o.get("text", "") for o in graded["test_add"].outputs)
+    assert result.notebooks[0].scores["test_add"] == (2.0, 2.0)
+
+
+def test_a_rewrite_that_fails_is_a_grader_error_naming_the_cell(monkeypatch):
+    from autograder import unit
+    from autograder.rewrite import RewriteError
+
+    def broken(source, guard_name, token):
+        raise RewriteError("the grader's rewrite of this test cell does not compile (invalid syntax, line 1)")
+
+    monkeypatch.setattr(unit, "harden_test_source", broken)
+    data = released()
+    for cell in data["cells"]:
+        cell["source"] = CORRECT.get(cell["metadata"]["nbgrader"]["grade_id"], cell["source"])
+    result = unit.grade_job(GradeJob("c", "reg", "alice", {f"{NOTEBOOK}.ipynb": json.dumps(data).encode()},
+                                     specs_from_source(), {}, Limits(cell_timeout=30), sandbox=False))
+    assert result.status == "error"
+    assert "test cell test_add" in result.reason and "does not compile" in result.reason
