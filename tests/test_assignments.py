@@ -38,7 +38,13 @@ PARTIAL = {
                            # a test cell deleted by the student: nbgrader must put it back and still score it
                            # (OverwriteCells.add_missing_cells in nbgrader_config.py)
                            "deleted": {"q2_check"}},
-    "fix_the_pipeline": {"right": {"ex1", "ex3", "ex5"}, "wrong": {}, "deleted": {"ex5_tests"}},
+    # exercise 7 repaired minimally (`or` -> `and`): its main rules hold, its boundaries do not: 1 point of 2
+    "fix_the_pipeline": {"right": {"ex1", "ex3", "ex5"}, "wrong": {},
+                         "code": {"ex7_answer": "def should_promote(candidate_accuracy, champion_accuracy, "
+                                                "min_accuracy=0.9):\n    return candidate_accuracy > min_accuracy "
+                                                "and candidate_accuracy > champion_accuracy"},
+                         "scores": {"ex7_tests": 1.0},
+                         "deleted": {"ex5_tests"}},
 }
 STUDENTS = ("untouched", "solution", "partial")
 
@@ -110,6 +116,8 @@ def make_submission(root: Path, assignment: str, student: str) -> Path:
             cell.source = solution_code(source_cells[meta["grade_id"]].source)
         elif student == "partial" and name in plan["wrong"]:
             cell.source = f"{name} = {plan['wrong'][name]!r}"
+        elif student == "partial" and meta["grade_id"] in plan.get("code", {}):
+            cell.source = plan["code"][meta["grade_id"]]
     if student == "partial":
         nb.cells = [c for c in nb.cells if nbgrader_meta(c).get("grade_id") not in plan["deleted"]]
     dest = root / "submitted" / student / assignment / src.name
@@ -124,9 +132,16 @@ def grade_cells(root: Path, assignment: str) -> dict[str, float]:
             if nbgrader_meta(c).get("grade") and c.cell_type == "code"}
 
 
+def expected_partial_cells(root: Path, assignment: str) -> dict[str, float]:
+    """grade_id -> the points the partial submission must get: full marks on the items it gets right, the planned
+    score on the cells listed in its plan's "scores", 0 elsewhere."""
+    plan = PARTIAL[assignment]
+    return {gid: p if item(gid) in plan["right"] else plan.get("scores", {}).get(gid, 0.0)
+            for gid, p in grade_cells(root, assignment).items()}
+
+
 def expected_partial(root: Path, assignment: str) -> float:
-    right = PARTIAL[assignment]["right"]
-    return sum(p for gid, p in grade_cells(root, assignment).items() if item(gid) in right)
+    return sum(expected_partial_cells(root, assignment).values())
 
 
 def visible_text(page: str) -> str:
@@ -289,8 +304,9 @@ def test_partial_submission_scores_exactly_the_expected_points(graded):
     assert score == expected_partial(root, assignment)
     right = PARTIAL[assignment]["right"]
     assert set(graded["cells"]["partial"]) == set(grade_cells(root, assignment))  # deleted cells were put back
+    expected = expected_partial_cells(root, assignment)
     for grade_id, (got, out_of) in graded["cells"]["partial"].items():
-        assert got == (out_of if item(grade_id) in right else 0), grade_id
+        assert got == expected[grade_id], grade_id
     assert any(item(gid) in right for gid in PARTIAL[assignment]["deleted"])  # ... and earned their points
 
 
@@ -303,7 +319,7 @@ def test_feedback_explains_every_lost_point(graded, api):
     (autograded,) = course.notebook_paths(root, "autograded", assignment, student="partial")
     lost = [c for c in read(autograded).cells if nbgrader_meta(c).get("grade") and c.cell_type == "code"
             and graded["cells"]["partial"][nbgrader_meta(c)["grade_id"]][0] == 0]
-    assert len(lost) == len(grade_cells(root, assignment)) - len(PARTIAL[assignment]["right"])
+    assert len(lost) == sum(p == 0 for p in expected_partial_cells(root, assignment).values())
     for cell in lost:
         errors = [o for o in cell.outputs if o.output_type == "error"]
         assert errors and errors[0].evalue.strip(), f"{nbgrader_meta(cell)['grade_id']} lost points silently"
@@ -385,3 +401,222 @@ def test_export_before_any_grading_says_so_and_creates_no_gradebook(tmp_path, ca
     assert main(["export", "--course-dir", str(root)]) == 2
     assert "no gradebook" in capsys.readouterr().err
     assert not (root / "gradebook.db").exists() and not (root / "grades.csv").exists()
+
+
+# ----------------------------------------------------------------------------------------------- fix_the_pipeline's
+# test cells, run in this process on chosen answers (fast: no kernel). The source cells run as they are graded
+# (the markers are comments); "visible" is the part a student runs before submitting.
+FIX_THE_PIPELINE = ROOT / "source" / "fix_the_pipeline" / "fix_the_pipeline.ipynb"
+LESSON_04 = ROOT / "notebooks" / "04_serving.ipynb"
+SIGNATURE_COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+
+
+@pytest.fixture(scope="module")
+def fix_cells() -> dict[str, str]:
+    return {nbgrader_meta(c)["grade_id"]: c.source for c in read(FIX_THE_PIPELINE).cells if nbgrader_meta(c)}
+
+
+@pytest.fixture(scope="module")
+def fix_setup(fix_cells):
+    """The namespace after the read-only setup cell (its logger levels are put back for the rest of the suite)."""
+    import logging
+
+    loggers = {name: logging.getLogger(name).level for name in ("mlflow", "alembic")}
+    namespace: dict = {}
+    exec(fix_cells["setup"], namespace)
+    for name, level in loggers.items():
+        logging.getLogger(name).setLevel(level)
+    return namespace
+
+
+def run_test_cell(fix_setup, fix_cells, answer: str, test_id: str, *, visible_only: bool = False) -> str | None:
+    """Run ``answer`` then the test cell ``test_id`` after the setup cell: None if it passes, else what the student
+    reads (the assertion message, or the exception's type and message)."""
+    namespace = dict(fix_setup)
+    source = fix_cells[test_id]
+    if visible_only:
+        source = source.split("### BEGIN HIDDEN TESTS")[0]
+    exec(answer, namespace)
+    try:
+        exec(source, namespace)
+    except AssertionError as exc:
+        return str(exc)
+    except Exception as exc:  # noqa: BLE001 - a test cell that crashes fails too: report what the student sees
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def stub_code(source: str) -> str:
+    """A source answer cell as the student receives it: solution region dropped, stub region uncommented."""
+    kept, state = [], None
+    for line in source.split("\n"):
+        if "BEGIN SOLUTION" in line or "BEGIN STUB" in line:
+            state = "solution" if "SOLUTION" in line else "stub"
+        elif "END SOLUTION" in line or "END STUB" in line:
+            state = None
+        elif state == "stub":
+            kept.append(re.sub(r"^(\s*)# ?", r"\1", line))
+        elif state is None:
+            kept.append(line)
+    return "\n".join(kept)
+
+
+def lesson_04_payloads() -> dict[str, str]:
+    """The payloads lesson 04 shows answered with HTTP 200: format key -> the expression building it from `two`."""
+    import ast
+
+    for cell in read(LESSON_04).cells:
+        if cell.cell_type != "code" or "payloads" not in cell.source:
+            continue
+        for node in ast.walk(ast.parse(cell.source)):
+            if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict)
+                    and any(isinstance(t, ast.Name) and t.id == "payloads" for t in node.targets)):
+                return {ast.literal_eval(k): ast.unparse(v) for k, v in zip(node.value.keys, node.value.values)}
+    raise AssertionError("lesson 04 no longer has its `payloads = {...}` table of accepted formats: "
+                         "update lesson_04_payloads()")
+
+
+def payload_builder(expression: str, *, reorder: bool) -> str:
+    """build_payload(batch) as a student writes it from lesson 04's code (``two`` is a batch in the signature's
+    column order there: ``reorder`` puts the batch in that order first, as a careful student does)."""
+    batch = f"batch[{SIGNATURE_COLUMNS!r}]" if reorder else "batch"
+    return (f"FEATURE_NAMES = {SIGNATURE_COLUMNS!r}\n"
+            f"def build_payload(batch):\n    two = {batch}\n    return {expression}\n")
+
+
+def test_lesson_04_shows_the_four_json_formats():
+    assert set(lesson_04_payloads()) == {"dataframe_split", "dataframe_records", "instances", "inputs"}
+
+
+@pytest.mark.parametrize("key", ["dataframe_split", "dataframe_records", "instances", "inputs"])
+def test_ex4_accepts_every_payload_lesson_04_shows_answered(fix_setup, fix_cells, key):
+    """Every format lesson 04 calls correct passes the whole test cell (hidden part too), built from the batch."""
+    payloads = lesson_04_payloads()
+    assert run_test_cell(fix_setup, fix_cells, payload_builder(payloads[key], reorder=True), "ex4_tests") is None
+
+
+@pytest.mark.parametrize("answer", [
+    'def build_payload(batch):\n    return {"dataframe_split": batch.to_dict(orient="split")}',
+    'def build_payload(batch):\n    return {"dataframe_records": batch.to_dict(orient="records")}',
+    'def build_payload(batch):\n    return {"instances": batch.to_dict(orient="records")}',
+    'def build_payload(batch):\n    return {"inputs": batch.to_dict(orient="list")}',
+], ids=["split", "records", "instances", "inputs"])
+def test_ex4_accepts_each_format_built_with_the_batchs_own_columns(fix_setup, fix_cells, answer):
+    assert run_test_cell(fix_setup, fix_cells, answer, "ex4_tests") is None
+
+
+def test_ex4_names_the_column_order_rule_in_a_visible_test(fix_setup, fix_cells):
+    """Lesson 04's split payload copied literally (the signature's names over the batch's values) is accepted by the
+    server but maps the numbers to the wrong columns once the batch has another order: the VISIBLE test says so."""
+    literal = payload_builder(lesson_04_payloads()["dataframe_split"], reorder=False)
+    message = run_test_cell(fix_setup, fix_cells, literal, "ex4_tests", visible_only=True)
+    assert message and "columns in another order" in message and "under its own column name" in message, message
+
+
+@pytest.mark.parametrize("answer, expected", [
+    (None, ["HTTP 400", "scoring protocol has changed"]),  # the released stub: the MLflow 1 body
+    ("def build_payload(batch):\n    return batch.values.tolist()", ["HTTP 400", "Received a list"]),
+    ("def build_payload(batch):\n    return None", ["HTTP 400", "unexpected input type"]),
+    ('def build_payload(batch):\n    return {"inputs": batch.values.tolist()}', ["HTTP 400", "missing inputs"]),
+    ('def build_payload(batch):\n    return {"dataframe_split": {"columns": list(batch.columns), "data": batch.values}}',
+     ["cannot be sent as JSON", ".tolist()"]),
+    ('def build_payload(batch):\n    return {"inputs": batch.to_dict(orient="list"), '
+     '"instances": batch.to_dict(orient="records")}', ["HTTP 400", "exactly one of the input fields"]),
+], ids=["mlflow1-stub", "bare-list", "none", "unnamed-rows", "ndarray", "two-format-keys"])
+def test_ex4_refuses_what_the_server_refuses_with_a_message(fix_setup, fix_cells, answer, expected):
+    if answer is None:
+        answer = stub_code(fix_cells["ex4_answer"])
+    message = run_test_cell(fix_setup, fix_cells, answer, "ex4_tests", visible_only=True)
+    assert message is not None and all(part in message for part in expected), message
+    assert "AttributeError" not in message and "Traceback" not in message
+
+
+def test_ex4_judge_agrees_with_the_real_scoring_server(fix_setup, fix_cells, tmp_path):
+    """The exercise's verdict (pass, or fail with 'HTTP 400') matches the status MLflow's own scoring app (the one
+    `mlflow models serve` runs, driven in-process) returns for the same body and the same signature."""
+    import warnings
+
+    import mlflow
+    from mlflow.models import infer_signature
+    from mlflow.pyfunc import scoring_server
+    from sklearn.linear_model import LogisticRegression
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # starlette: "Using httpx with starlette.testclient is deprecated"
+        from starlette.testclient import TestClient
+
+    X, y = fix_setup["X"], fix_setup["y"]
+    model = LogisticRegression(max_iter=200).fit(X, y)
+    mlflow.sklearn.save_model(model, tmp_path / "model", signature=infer_signature(X, model.predict(X)),
+                              pip_requirements=["scikit-learn"])
+    client = TestClient(scoring_server.init(mlflow.pyfunc.load_model(str(tmp_path / "model"))))
+    builders = {f"lesson 04 {key}": payload_builder(expr, reorder=True) for key, expr in lesson_04_payloads().items()}
+    builders |= {
+        "mlflow1": 'def build_payload(batch):\n    return {"columns": list(batch.columns), "data": batch.values.tolist()}',
+        "bare list": "def build_payload(batch):\n    return batch.values.tolist()",
+        "unnamed rows": 'def build_payload(batch):\n    return {"instances": batch.values.tolist()}',
+        "records": 'def build_payload(batch):\n    return {"dataframe_records": batch.to_dict(orient="records")}',
+    }
+    batch = X.iloc[[0, 50, 100]]
+    for name, answer in builders.items():
+        namespace: dict = {}
+        exec(answer, namespace)
+        reply = client.post("/invocations", content=json.dumps(namespace["build_payload"](batch)),
+                            headers={"Content-Type": "application/json"})
+        assert reply.status_code in (200, 400), (name, reply.status_code, reply.text[:300])
+        message = run_test_cell(fix_setup, fix_cells, answer, "ex4_tests", visible_only=True)
+        if reply.status_code == 200:
+            assert reply.json()["predictions"] == model.predict(batch).tolist(), name
+            assert message is None, (name, message)
+        else:
+            assert message is not None and "HTTP 400" in message, (name, reply.text[:300], message)
+
+
+EX7_HEAD = "def should_promote(candidate_accuracy, champion_accuracy, min_accuracy=0.9):\n    return "
+EX7_REPAIRS = {  # plausible repairs of the promotion gate
+    "released stub": "candidate_accuracy > min_accuracy or candidate_accuracy > champion_accuracy",
+    "minimal: or -> and": "candidate_accuracy > min_accuracy and candidate_accuracy > champion_accuracy",
+    "inclusive, no None": "candidate_accuracy >= min_accuracy and candidate_accuracy >= champion_accuracy",
+    "None handled, strict": ("candidate_accuracy > min_accuracy and "
+                             "(champion_accuracy is None or candidate_accuracy > champion_accuracy)"),
+    "minimum hard-coded": ("candidate_accuracy >= 0.9 and "
+                           "(champion_accuracy is None or candidate_accuracy >= champion_accuracy)"),
+    "None handled, champion tie strict": ("candidate_accuracy >= min_accuracy and "
+                                          "(champion_accuracy is None or candidate_accuracy > champion_accuracy)"),
+    "correct": ("candidate_accuracy >= min_accuracy and "
+                "(champion_accuracy is None or candidate_accuracy >= champion_accuracy)"),
+}
+
+
+@pytest.mark.parametrize("repair", list(EX7_REPAIRS))
+def test_ex7_a_repair_that_passes_the_visible_tests_passes_the_hidden_ones(fix_setup, fix_cells, repair):
+    """Every rule the hidden tests check has a visible test: no repair passes all visible tests of exercise 7 and
+    then loses points at grading."""
+    answer = EX7_HEAD + EX7_REPAIRS[repair]
+    cells = ("ex7_tests", "ex7_edges")
+    visible = [run_test_cell(fix_setup, fix_cells, answer, c, visible_only=True) for c in cells]
+    graded = [run_test_cell(fix_setup, fix_cells, answer, c) for c in cells]
+    if all(v is None for v in visible):
+        assert graded == [None, None], (repair, graded)
+    assert (graded == [None, None]) is (repair == "correct"), (repair, graded)
+
+
+@pytest.mark.parametrize("repair, main, edges", [
+    ("released stub", "worse than the champion", "TypeError"),
+    ("minimal: or -> and", None, "exactly at min_accuracy"),
+    ("None handled, champion tie strict", None, "as good as the champion"),
+    ("inclusive, no None", None, "TypeError"),
+    ("minimum hard-coded", "min_accuracy passed in", None),
+])
+def test_ex7_scores_the_main_rules_and_the_boundaries_apart(fix_setup, fix_cells, repair, main, edges):
+    """1 point for the main rules, 1 for the boundaries, and the visible message names the rule that is broken."""
+    answer = EX7_HEAD + EX7_REPAIRS[repair]
+    for cell, expected in (("ex7_tests", main), ("ex7_edges", edges)):
+        got = run_test_cell(fix_setup, fix_cells, answer, cell, visible_only=True)
+        assert (got is None) if expected is None else (got is not None and expected in got), (cell, got)
+    points = grade_cells(ROOT, "fix_the_pipeline")
+    assert (points["ex7_tests"], points["ex7_edges"]) == (1.0, 1.0)
+
+
+def test_ex7_repairs_start_from_the_released_stub(fix_cells):
+    assert stub_code(fix_cells["ex7_answer"]).strip().endswith(EX7_REPAIRS["released stub"])
