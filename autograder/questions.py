@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +38,25 @@ TOPIC_TITLES = {"mlops": "MLOps", "tracking": "experiment tracking", "reproducib
 QUESTION_COUNT = 10
 MIN_PER_DIFFICULTY = 3
 FIELDS = ("id", "origin", "topic", "difficulty", "question", "options", "answer", "misconceptions", "hint", "solution")
+# An iris column name written in code (`...`): "sepal_length", "petal width (cm)", "Sepal-Width"...
+COLUMN_NAME = re.compile(r"(?i)\b(?:sepal|petal)[\s_-]*(?:length|width)\w*(?:\s*\(cm\))?")
+
+
+def length_cue_limit(question_count: int) -> int:
+    """How many questions may have the keyed option as their strictly longest option.
+
+    A test-wise student who always picks the longest option must not beat a guesser: with four options a guess is
+    right in a quarter of the questions, so the keyed option may be the strictly longest in at most
+    ceil(questions / 4) of them (3 of 10). Ties for the longest do not count: they give no cue.
+    """
+    return math.ceil(question_count / len(LETTERS))
+
+
+def course_column_names() -> tuple[str, ...]:
+    """The input columns of the course's iris model (its signature): the names mlops_helpers.data gives iris."""
+    from mlops_helpers.data import FEATURE_NAMES
+
+    return tuple(FEATURE_NAMES)
 
 
 @dataclass(frozen=True)
@@ -95,14 +116,26 @@ def _question(raw, position: int, points: dict) -> Question:
     options = {str(k): str(v).strip() for k, v in raw["options"].items()}
     if tuple(options) != LETTERS or not all(options.values()):
         raise QuestionBankError(f"{where}: options must be exactly {LETTERS}, in order, none empty")
-    if raw["answer"] not in LETTERS:
-        raise QuestionBankError(f"{where}: the answer must be one letter of {LETTERS} (exactly one correct option)")
+    if not isinstance(raw["answer"], str) or raw["answer"] not in LETTERS:
+        raise QuestionBankError(f"{where}: the answer must be one letter of {LETTERS} (exactly one keyed option), "
+                                f"not {raw['answer']!r}")
+    if len(set(options.values())) != len(options):
+        raise QuestionBankError(f"{where}: two options have the same text, so there is not exactly one keyed option")
     wrong = [letter for letter in LETTERS if letter != raw["answer"]]
     misconceptions = {str(k): str(v).strip() for k, v in raw["misconceptions"].items()}
     if sorted(misconceptions) != wrong or not all(misconceptions.values()):
         raise QuestionBankError(
             f"{where}: give one misconception for every wrong option {wrong} and none for the answer "
             f"{raw['answer']}; got {sorted(misconceptions)}")
+    columns = course_column_names()
+    for part, text in [("question", str(raw["question"])), *((f"option {k}", v) for k, v in options.items()),
+                       *((f"solution step {i}", str(step)) for i, step in enumerate(raw["solution"], 1))]:
+        for code in re.findall(r"`([^`]+)`", text):
+            wrong = [m.group(0) for m in COLUMN_NAME.finditer(code) if m.group(0) not in columns]
+            if wrong:
+                raise QuestionBankError(
+                    f"{where}: {part} names the column(s) {wrong}, which the course's model does not have; "
+                    f"its signature's columns are {list(columns)}")
     if len(set(misconceptions.values())) != len(misconceptions):
         raise QuestionBankError(f"{where}: two options share a misconception text; feedback could not tell them apart")
     solution = raw["solution"]
@@ -115,7 +148,8 @@ def _question(raw, position: int, points: dict) -> Question:
 
 
 def validate_bank(questions: list[Question]) -> None:
-    """The whole-bank rules of the issue: ten questions, >= 3 per difficulty, the seed's five, every topic."""
+    """The whole-bank rules: ten questions, >= 3 per difficulty, the seed's five, every topic, distinct questions,
+    and no answer-length cue (:func:`length_cue_limit`)."""
     if len(questions) != QUESTION_COUNT:
         raise QuestionBankError(f"the bank must hold exactly {QUESTION_COUNT} questions, not {len(questions)}")
     for level in DIFFICULTIES:
@@ -130,6 +164,17 @@ def validate_bank(questions: list[Question]) -> None:
         raise QuestionBankError(f"no question covers: {', '.join(uncovered)}")
     if len({q.question for q in questions}) != len(questions):
         raise QuestionBankError("two questions have the same text")
+    cued = [q.id for q in questions if _keyed_option_is_strictly_longest(q)]
+    limit = length_cue_limit(len(questions))
+    if len(cued) > limit:
+        raise QuestionBankError(
+            f"the keyed option is the strictly longest option in {len(cued)} questions ({', '.join(cued)}); at most "
+            f"{limit} are allowed, or 'pick the longest' beats guessing: lengthen a distractor or shorten the key")
+
+
+def _keyed_option_is_strictly_longest(q: Question) -> bool:
+    keyed = len(q.options[q.answer])
+    return all(len(text) < keyed for letter, text in q.options.items() if letter != q.answer)
 
 
 # ----- notebook generation -----------------------------------------------------------------------------------

@@ -381,9 +381,17 @@ def test_release_verb_force_rereleases(tmp_path, capsys):
 
     root = course.copy_course(ROOT, tmp_path / "course")
     assert main(["release", "practice_questions", "--course-dir", str(root)]) == 0
-    assert "10 autograded cells, 20 points" in capsys.readouterr().out
+    total = sum(grade_cells(root, "practice_questions").values())
+    assert total == 19 and f"10 autograded cells, {total:g} points" in capsys.readouterr().out
     assert main(["release", "practice_questions", "--force", "--course-dir", str(root)]) == 0
     assert (root / "exchange" / "mlops-bridge" / "outbound" / "practice_questions" / "practice_questions.ipynb").is_file()
+
+
+def test_readme_states_the_points_of_each_assignment():
+    readme = (ROOT / "README.md").read_text()
+    for assignment in ASSIGNMENTS:
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `{assignment}` |"))
+        assert f"{sum(grade_cells(ROOT, assignment).values()):g} points" in row, (assignment, row)
 
 
 def test_release_verb_outside_a_course_directory_says_so(tmp_path, capsys, monkeypatch):

@@ -43,7 +43,7 @@ def test_release_fetch_validate_submit_collect_grade_feedback_export(tmp_path):
     work = root / "assignments" / "practice_questions" / "practice_questions.ipynb"
     nb = nbformat.read(str(work), as_version=4)
     answers = {q.id: q.answer for q in load_bank()}
-    answers["q10"] = "A"  # one wrong answer: 3 points lost
+    answers["q10"] = "A"  # one wrong answer: 3 points lost (a hard question)
     for cell in nb.cells:
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
         if grade_id.endswith("_answer"):
@@ -63,4 +63,4 @@ def test_release_fetch_validate_submit_collect_grade_feedback_export(tmp_path):
     assert "Misconception: Treating 'it ran' as 'it works'" in text  # why q10 lost its 3 points
     run("export")
     (row,) = list(csv.DictReader((root / "grades.csv").open()))
-    assert (row["student_id"], float(row["score"]), float(row["max_score"])) == (student, 17.0, 20.0)
+    assert (row["student_id"], float(row["score"]), float(row["max_score"])) == (student, 16.0, 19.0)
