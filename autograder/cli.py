@@ -35,7 +35,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # nbgrader's apps take any setting as --Section.trait=value: verbs that honour nbgrader's configuration
+    # (ACCEPTS_CONFIG_OVERRIDES) get them; anything else unknown is an error, as argparse would say
+    module = importlib.import_module(COMMANDS[args.command])
+    if extra and not (getattr(module, "ACCEPTS_CONFIG_OVERRIDES", False)
+                      and all(_is_override(a) or not a.startswith("-") for a in extra)):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.config_overrides = extra
     try:
         return int(args.run(args) or 0)
     except AutograderError as exc:
@@ -44,3 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _is_override(argument: str) -> bool:
+    """``--Section.trait=value`` or ``--Section.trait`` (its value follows)."""
+    name = argument[2:].split("=", 1)[0]
+    return argument.startswith("--") and "." in name and all(part.isidentifier() for part in name.split("."))

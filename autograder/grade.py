@@ -63,8 +63,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-sandbox", action="store_true",
                         help="run student code WITHOUT the bubblewrap sandbox (only when bubblewrap is not "
                              "available and you trust the submissions); required to grade without bubblewrap")
-    parser.add_argument("--cell-timeout", type=float, default=defaults.cell_timeout, metavar="SECONDS",
-                        help="wall time one cell may run (default: %(default)s)")
+    parser.add_argument("--cell-timeout", type=float, default=None, metavar="SECONDS",
+                        help="wall time one cell may run (default: nbgrader's Execute.timeout, or "
+                             "ExecutePreprocessor.timeout, from nbgrader_config.py; without either, "
+                             f"{defaults.cell_timeout:g})")
     parser.add_argument("--timeout", type=float, default=defaults.notebook_timeout, metavar="SECONDS",
                         help="wall time one notebook may run (default: %(default)s)")
     parser.add_argument("--memory", type=int, default=defaults.memory_mb, metavar="MB",
@@ -78,27 +80,56 @@ def add_arguments(parser) -> None:
                              "max_score, reason (progress and per-student lines always go to stderr)")
     parser.add_argument("--course-dir", metavar="PATH", default=None,
                         help="the course directory (default: the nearest folder holding nbgrader_config.py)")
+    nbgrader = parser.add_argument_group(
+        "nbgrader's options", "accepted as `nbgrader autograde` accepts them; any other nbgrader setting can be given "
+        "as --Section.trait=value (e.g. --CourseDirectory.student_id_exclude=bar,baz, --Execute.timeout=30, "
+        "--Autograde.create_student=False, --Autograde.permissions=644), over nbgrader_config.py")
+    nbgrader.add_argument("--force", "-f", action="store_true",
+                          help="accepted for nbgrader's scripts; it changes nothing: every submission is always "
+                               "regraded from submitted/")
+    nbgrader.add_argument("--notebook", metavar="PATTERN", default=None,
+                          help="grade only the notebooks whose name (without .ipynb) matches this glob; the other "
+                               "notebooks' files and grades are left as they are")
+    nbgrader.add_argument("--no-execute", action="store_true",
+                          help="do not run the notebooks: score the outputs saved in the submissions (nbgrader's "
+                               "caveat holds: a student who saved fake outputs gets their points)")
+    nbgrader.add_argument("--db", metavar="URL", default=None,
+                          help="the gradebook's database URL (= --CourseDirectory.db_url)")
+
+
+#: ``python -m autograder`` passes ``--Section.trait=value`` arguments to this verb (as ``args.config_overrides``).
+ACCEPTS_CONFIG_OVERRIDES = True
 
 
 def run(args) -> int:
-    limits = Limits(cell_timeout=args.cell_timeout, notebook_timeout=args.timeout, memory_mb=args.memory,
-                    max_processes=args.max_processes, max_output_bytes=args.max_output)
     for name, value in (("--workers", args.workers), ("--memory", args.memory), ("--max-processes",
                         args.max_processes), ("--max-output", args.max_output)):
         if value is not None and value < 1:
             raise AutograderError(f"{name} must be at least 1 (got {value})")
-    if args.cell_timeout <= 0 or args.timeout <= 0:
+    if (args.cell_timeout is not None and args.cell_timeout <= 0) or args.timeout <= 0:
         raise AutograderError("--cell-timeout and --timeout must be positive")
+    overrides = list(getattr(args, "config_overrides", None) or [])
+    if args.db:
+        overrides.append(f"--CourseDirectory.db_url={args.db}")
+    if args.no_execute:
+        print("--no-execute: nothing is run; scores come from the outputs saved in the submissions",
+              file=sys.stderr)
     results = grade_assignment(args.assignment, root=args.course_dir, students=args.students,
-                               workers=args.workers, scheduler=args.scheduler, limits=limits,
-                               sandbox=not args.no_sandbox)
+                               workers=args.workers, scheduler=args.scheduler,
+                               limits=dict(cell_timeout=args.cell_timeout, notebook_timeout=args.timeout,
+                                           memory_mb=args.memory, max_processes=args.max_processes,
+                                           max_output_bytes=args.max_output),
+                               sandbox=not args.no_sandbox, config_overrides=overrides, notebook=args.notebook,
+                               execute=not args.no_execute)
     if args.json:
         json.dump([r.to_dict() for r in results], sys.stdout, indent=2)
         sys.stdout.write("\n")
     counts = {s: sum(r.status == s for r in results) for s in STATUSES}
     print("graded {} submission(s): {}".format(
         len(results), ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "none"), file=sys.stderr)
-    return 0 if all(r.status in STATUSES for r in results) else 1
+    # nbgrader's exit code when a submission could not be graded at all because of the course's settings
+    # (a student not in the gradebook with Autograde.create_student = False): 1
+    return 1 if any(r.status == "error" and r.reason.startswith(NOT_CREATED) for r in results) else 0
 
 
 # ----------------------------------------------------------------------------------------------- Python API
@@ -115,7 +146,8 @@ class Course:
         self.db_url = self.coursedir.db_url
 
     @classmethod
-    def open(cls, root: str | os.PathLike | None = None) -> "Course":
+    def open(cls, root: str | os.PathLike | None = None, overrides: Iterable[str] = ()) -> "Course":
+        """The course at ``root`` with its nbgrader_config.py, then ``overrides`` (``--Section.trait=value``)."""
         from nbgrader.coursedir import CourseDirectory
 
         from .course import ensure_venv_on_path, find_course_root, load_config
@@ -123,7 +155,25 @@ class Course:
         ensure_venv_on_path()  # nbgrader's gradebook code needs alembic on PATH
         root = find_course_root(root)
         config = load_config(root)
+        config.merge(parse_config_overrides(overrides))
+        if "AutogradeApp" in config:  # nbgrader's AutogradeApp moves these to Autograde (its _load_config)
+            config.Autograde.merge(config.AutogradeApp)
+            del config["AutogradeApp"]
         return cls(root=root, config=config, coursedir=CourseDirectory(config=config))
+
+    def autograde_settings(self) -> "AutogradeSettings":
+        """The nbgrader settings the grader honours, read through nbgrader's own configurables (so that a value
+        given as text on the command line is converted exactly as nbgrader converts it)."""
+        from nbgrader.converters import Autograde
+        from nbgrader.preprocessors import Execute
+
+        converter = Autograde(coursedir=self.coursedir, config=self.config)
+        exclude = {s.strip() for s in (self.coursedir.student_id_exclude or "").split(",") if s.strip()}
+        return AutogradeSettings(
+            create_student=bool(converter.create_student), permissions=int(str(converter.permissions), 8),
+            groupshared=bool(self.coursedir.groupshared), student_id_exclude=exclude,
+            exclude_overwriting={k: list(v) for k, v in converter.exclude_overwriting.items()},
+            cell_timeout=Execute(config=self.config).timeout)
 
     def path(self, folder: str, student: str | None, assignment: str) -> Path:
         return Path(self.coursedir.format_path(folder, student or ".", assignment))
@@ -135,6 +185,60 @@ class Course:
     def status_file(self, assignment: str) -> Path:
         return Path(self.coursedir.root) / self.coursedir.autograded_directory / STATUS_FILE.format(
             assignment=assignment)
+
+
+@dataclass(frozen=True)
+class AutogradeSettings:
+    """What of nbgrader's configuration the grader honours, as nbgrader reads it.
+
+    create_student: ``Autograde.create_student`` (False: a student missing from the gradebook is not graded).
+    permissions: ``Autograde.permissions`` (``AutogradeApp.permissions``), as a mode: 0o444, or 0o664 when
+    ``CourseDirectory.groupshared``; groupshared also makes the autograded folders group-writable and setgid.
+    student_id_exclude: ``CourseDirectory.student_id_exclude`` (comma-separated ids never graded).
+    exclude_overwriting: ``Autograde.exclude_overwriting`` (the student's own version of these files is kept).
+    cell_timeout: ``Execute.timeout`` / ``ExecutePreprocessor.timeout`` (None: no per-cell limit).
+    """
+
+    create_student: bool = True
+    permissions: int = 0o444
+    groupshared: bool = False
+    student_id_exclude: frozenset | set = frozenset()
+    exclude_overwriting: dict = field(default_factory=dict)
+    cell_timeout: float | None = None
+
+
+def parse_config_overrides(arguments: Iterable[str]):
+    """nbgrader-style ``--Section.trait=value`` (or ``--Section.trait value``) arguments -> a traitlets Config.
+
+    Values stay text until nbgrader's configurables read them (traitlets' DeferredConfigString): a Bool, an Integer
+    or a Unicode trait converts it as it does on nbgrader's own command line.
+    """
+    import re
+
+    from traitlets.config import Config
+    from traitlets.config.loader import DeferredConfigString
+
+    config = Config()
+    items = list(arguments)
+    i = 0
+    while i < len(items):
+        match = re.fullmatch(r"--([A-Za-z_]\w*)\.([A-Za-z_]\w*)(?:=(.*))?", items[i], flags=re.S)
+        if not match:
+            raise AutograderError(f"unrecognized argument {items[i]!r} (nbgrader settings are given as "
+                                  "--Section.trait=value, e.g. --Execute.timeout=30)")
+        section, trait, value = match.groups()
+        if value is None:
+            if i + 1 >= len(items):
+                raise AutograderError(f"{items[i]} needs a value: {items[i]}=VALUE")
+            value = items[i + 1]
+            i += 1
+        config[section][trait] = DeferredConfigString(value)
+        i += 1
+    return config
+
+
+#: The reason given to a student graded not at all because ``Autograde.create_student`` is False.
+NOT_CREATED = "not in the gradebook"
 
 
 def check_gradebook(course: Course, assignment: str) -> None:
@@ -158,18 +262,21 @@ def check_gradebook(course: Course, assignment: str) -> None:
                                  f"`nbgrader generate_assignment {assignment}` first")
 
 
-def find_students(course: Course, assignment: str, only: Iterable[str] | None = None) -> tuple[list[str], list[str]]:
+def find_students(course: Course, assignment: str, only: Iterable[str] | None = None,
+                  exclude: Iterable[str] = ()) -> tuple[list[str], list[str]]:
     """(students with a submission folder, students in the gradebook without one), sorted.
 
     Students come from the gradebook *and* from ``submitted/*/<assignment>/`` (nbgrader creates unknown students
     at autograde time; so do we). ``only`` restricts both lists; naming a student found in neither is an error.
+    ``exclude`` (``CourseDirectory.student_id_exclude``) are left out of both.
     """
     from nbgrader.api import Gradebook
 
     with Gradebook(course.db_url, course.course_id or None) as gb:
-        known = {s.id for s in gb.students}
+        known = {s.id for s in gb.students} - set(exclude)
     submitted_root = Path(course.coursedir.root) / course.coursedir.submitted_directory
     with_folder = {p.name for p in submitted_root.glob("*") if (p / assignment).is_dir() and not p.is_symlink()}
+    with_folder -= set(exclude)
     if only:
         only = list(dict.fromkeys(only))
         unknown = [s for s in only if s not in known and s not in with_folder]
@@ -200,7 +307,8 @@ def _read_tree(folder: Path, course: Course) -> dict[str, bytes]:
     return files
 
 
-def build_job(course: Course, assignment: str, student: str, specs, limits: Limits, sandbox: bool) -> GradeJob:
+def build_job(course: Course, assignment: str, student: str, specs, limits: Limits, sandbox: bool,
+              execute: bool = True, exclude_overwriting: dict | None = None) -> GradeJob:
     """The self-contained job for one student's submission (read in the grading process only).
 
     Like ``nbgrader autograde``: the spec'd notebooks come from ``submitted/<student>/<assignment>/``; other files
@@ -216,12 +324,40 @@ def build_job(course: Course, assignment: str, student: str, specs, limits: Limi
     files = {rel: data for rel, data in _read_tree(folder, course).items()
              if not rel.endswith(".ipynb") and rel != "timestamp.txt"}
     source = course.path(course.coursedir.source_directory, None, assignment)
-    keep = set(course.config.get("Autograde", {}).get("exclude_overwriting", {}).get(assignment, []))
+    keep = set((exclude_overwriting or {}).get(assignment, []))
     if source.is_dir():
         files.update({rel: data for rel, data in _read_tree(source, course).items()
                       if not rel.endswith(".ipynb") and rel not in keep})
     return GradeJob(course_id=course.course_id, assignment=assignment, student_id=student, notebooks=notebooks,
-                    specs=tuple(specs), files=files, limits=limits, sandbox=sandbox)
+                    specs=tuple(specs), files=files, limits=limits, sandbox=sandbox, execute=execute)
+
+
+def error_result_for(student: str, specs, reason: str) -> GradeResult:
+    """A status ``error`` for a student who could not be graded at all (nothing is recorded for them)."""
+    return GradeResult(student_id=student, status="error", reason=reason[:500], notebooks=[], seconds=0.0,
+                       score=0.0, max_score=float(sum(spec.max_score for spec in specs)))
+
+
+def check_memory_limit(memory_mb: int) -> None:
+    """Refuse (instructor error) a ``--memory`` in which a kernel cannot even start, naming the smallest that works.
+
+    Otherwise every submission would end as ``error`` or ``kernel_died``. The default is known to work; a smaller
+    value is tried by starting a real kernel under that limit (about 2 s), and when it fails, the smallest value
+    that starts one is searched (to 32 MB) and named.
+    """
+    from .unit import kernel_starts
+
+    if memory_mb >= Limits().memory_mb or kernel_starts(memory_mb):
+        return
+    low, high = memory_mb, Limits().memory_mb
+    while high - low > 32:
+        middle = (low + high) // 2
+        if kernel_starts(middle):
+            high = middle
+        else:
+            low = middle
+    raise AutograderError(f"--memory {memory_mb} is too small for a Python kernel to start here; the smallest "
+                          f"value that works is about {high} MB (give a margin for the students' code)")
 
 
 def error_result(job: GradeJob, reason: str, seconds: float = 0.0) -> GradeResult:
@@ -231,21 +367,25 @@ def error_result(job: GradeJob, reason: str, seconds: float = 0.0) -> GradeResul
                        seconds=seconds, score=0.0, max_score=max_score)
 
 
-def missing_result(student: str, specs) -> GradeResult:
+def missing_result(student: str, specs, reason: str = "no submission") -> GradeResult:
+    """Nothing to grade for ``student`` (no submission folder, or one holding none of the notebooks)."""
     notebooks = [NotebookResult(name=s.name, status="missing", reason="not submitted", graded=None,
                                 scores={c.grade_id: (0.0, c.points or 0.0) for c in s.cells
                                         if c.kind in ("autograder-test", "manual-answer", "task")})
                  for s in specs]
-    return GradeResult(student_id=student, status="missing", reason="no submission", notebooks=notebooks,
+    return GradeResult(student_id=student, status="missing", reason=reason, notebooks=notebooks,
                        seconds=0.0, score=0.0, max_score=float(sum(s.max_score for s in specs)))
 
 
-def record(course: Course, job: GradeJob, result: GradeResult) -> None:
+def record(course: Course, job: GradeJob, result: GradeResult, settings: AutogradeSettings | None = None,
+           partial: bool = False) -> None:
     """Write one result the way ``nbgrader autograde`` does: autograded files, submission, grades, late penalty.
 
     Grades are saved by nbgrader's own ``SaveAutoGrades`` and ``AssignLatePenalties`` preprocessors run on the
     graded notebook, in this process: the scores, "needs manual grade" flags and "No response." comments are
     exactly nbgrader's. Student code never runs here (those preprocessors only read cell metadata and outputs).
+    ``partial`` (``--notebook``): the job holds some of the notebooks; the others' autograded files are kept.
+    Files are given nbgrader's permissions (``settings``).
     """
     import shutil
 
@@ -266,15 +406,19 @@ def record(course: Course, job: GradeJob, result: GradeResult) -> None:
         else:
             gb.update_or_create_submission(assignment, student)
 
+    settings = settings or AutogradeSettings()
     dest = course.path(course.coursedir.autograded_directory, student, assignment)
-    if dest.exists():
+    if dest.exists() and not partial:
         shutil.rmtree(dest)
-    dest.mkdir(parents=True)
-    for rel, data in job.files.items():
+    dest.mkdir(parents=True, exist_ok=True)
+    # the submission's files (with the instructor's versions), then what the notebooks wrote while graded
+    for rel, data in {**job.files, **{k: v for k, v in result.files.items() if not _ignored(course, k)}}.items():
         target = (dest / rel).resolve()
         if dest.resolve() not in target.parents:  # a relative path must stay inside the student's folder
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            target.unlink()  # nbgrader's permissions may have made the old copy read-only
         target.write_bytes(data)
     if (submitted / "timestamp.txt").is_file() and not (submitted / "timestamp.txt").is_symlink():
         shutil.copyfile(submitted / "timestamp.txt", dest / "timestamp.txt")
@@ -285,6 +429,8 @@ def record(course: Course, job: GradeJob, result: GradeResult) -> None:
         resources = {"nbgrader": {"notebook": spec.name, "assignment": assignment, "student": student,
                                   "db_url": course.db_url}}
         if nbres is not None and nbres.graded is not None:
+            if (dest / spec.filename).exists():
+                (dest / spec.filename).unlink()
             (dest / spec.filename).write_bytes(nbres.graded)
             nb = nbformat.reads(nbres.graded.decode("utf-8"), as_version=nbformat.NO_CONVERT)
             nb, resources = SaveAutoGrades(config=course.config).preprocess(nb, resources)
@@ -299,6 +445,31 @@ def record(course: Course, job: GradeJob, result: GradeResult) -> None:
                     grade.auto_score = 0
                     grade.needs_manual_grade = not missing
                 gb.db.commit()
+    set_permissions(course, dest, settings)
+
+
+def set_permissions(course: Course, dest: Path, settings: AutogradeSettings) -> None:
+    """nbgrader's ``BaseConverter.set_permissions``: every file of ``dest`` gets ``settings.permissions``; with
+    ``groupshared``, folders (and the autograded root) get group rwx and setgid added."""
+    for dirpath, _, filenames in os.walk(dest, followlinks=False):
+        for name in filenames:
+            path = Path(dirpath) / name
+            if not path.is_symlink():
+                os.chmod(path, settings.permissions)
+        if settings.groupshared:
+            _add_group_share(Path(dirpath))
+    if settings.groupshared:
+        _add_group_share(Path(course.coursedir.root) / course.coursedir.autograded_directory)
+        _add_group_share(dest.parent)
+
+
+def _add_group_share(folder: Path) -> None:
+    mode = folder.stat().st_mode
+    if mode & 0o2770 != 0o2770:
+        try:
+            os.chmod(folder, (mode | 0o2770) & 0o2777)
+        except PermissionError:
+            print(f"warning: could not make {folder} group-shared", file=sys.stderr)
 
 
 def write_statuses(course: Course, assignment: str, results: list[GradeResult]) -> Path:
@@ -349,14 +520,32 @@ def _default_grade_fn() -> Callable[[GradeJob], GradeResult]:
     return grade_job
 
 
+def resolve_limits(limits: Limits | dict | None, settings: AutogradeSettings) -> Limits:
+    """The job's limits: those given, else nbgrader's ``Execute.timeout`` as the per-cell limit (None there means
+    no per-cell limit: a cell may then use the whole notebook's time), else :class:`Limits`' defaults."""
+    if isinstance(limits, Limits):
+        return limits
+    given = {k: v for k, v in (limits or {}).items() if v is not None}
+    if "cell_timeout" not in given:
+        timeout = settings.cell_timeout
+        notebook_timeout = given.get("notebook_timeout", Limits().notebook_timeout)
+        given["cell_timeout"] = float(notebook_timeout if timeout is None or timeout <= 0 else timeout)
+    return Limits(**given)
+
+
 def grade_assignment(assignment: str, *, root=None, students=None, workers: int | None = None,
-                     scheduler=None, limits: Limits | None = None, sandbox: bool = True,
+                     scheduler=None, limits: Limits | dict | None = None, sandbox: bool = True,
                      grade_fn: Callable[[GradeJob], GradeResult] | None = None,
-                     progress: bool = True) -> list[GradeResult]:
+                     progress: bool = True, config_overrides: Iterable[str] = (), notebook: str | None = None,
+                     execute: bool = True) -> list[GradeResult]:
     """Grade ``assignment`` in the course at ``root`` and record everything; return one result per student.
 
     ``scheduler`` (an address or a Dask cluster object) selects the Dask engine, else ``workers`` local processes.
     ``grade_fn`` is the unit of work (default ``autograder.unit.grade_job``); it must be importable by the workers.
+    ``limits``: a :class:`Limits`, or a dict of some of its fields (the others from nbgrader's configuration and
+    the defaults, see :func:`resolve_limits`). ``config_overrides``: nbgrader-style ``--Section.trait=value``.
+    ``notebook``: a glob; only the assignment's notebooks whose name matches are graded. ``execute=False``:
+    nbgrader's ``--no-execute``.
     Raises :class:`~autograder.exceptions.AutograderError` only for instructor-side problems, before grading.
     """
     from tqdm import tqdm
@@ -364,17 +553,42 @@ def grade_assignment(assignment: str, *, root=None, students=None, workers: int 
     from .engines import get_engine
     from .job import specs_from_gradebook
 
-    limits = limits or Limits()
-    course = Course.open(root)
-    if sandbox:
+    course = Course.open(root, config_overrides)
+    settings = course.autograde_settings()
+    limits = resolve_limits(limits, settings)
+    if sandbox and execute:
         _require_sandbox()
     check_gradebook(course, assignment)
     specs = specs_from_gradebook(course.db_url, assignment)
-    submitted, missing = find_students(course, assignment, students)
+    if notebook is not None:
+        specs = tuple(s for s in specs if fnmatch.fnmatch(s.name, notebook))
+        if not specs:
+            raise AutograderError(f"no notebook of {assignment!r} matches --notebook {notebook!r}")
+    if execute:
+        check_memory_limit(limits.memory_mb)
+    submitted, missing = find_students(course, assignment, students, settings.student_id_exclude)
     grade_fn = grade_fn or _default_grade_fn()
 
     results = [missing_result(s, specs) for s in missing]
-    jobs = [build_job(course, assignment, s, specs, limits, sandbox) for s in submitted]
+    if not settings.create_student:
+        from nbgrader.api import Gradebook
+
+        with Gradebook(course.db_url, course.course_id or None) as gb:
+            known = {s.id for s in gb.students}
+        for student in [s for s in submitted if s not in known]:
+            submitted.remove(student)
+            results.append(error_result_for(student, specs, f"{NOT_CREATED} and Autograde.create_student is "
+                                            "False: not graded (add the student, or allow creating students)"))
+    jobs = []
+    for student in submitted:
+        job = build_job(course, assignment, student, specs, limits, sandbox, execute, settings.exclude_overwriting)
+        if all(raw is None for raw in job.notebooks.values()):
+            folder = course.path(course.coursedir.submitted_directory, student, assignment)
+            # as nbgrader: nothing recorded, no autograded folder
+            results.append(missing_result(student, specs, f"submitted nothing: {folder} holds none of the "
+                                          f"notebooks ({', '.join(s.filename for s in specs)})"))
+            continue
+        jobs.append(job)
     if scheduler:
         # the longest one job can take under the limits (each notebook: its time limit plus kernel start-up and
         # shutdown): past that without any result, the cluster is stuck, and the jobs still out become errors
@@ -385,7 +599,7 @@ def grade_assignment(assignment: str, *, root=None, students=None, workers: int 
     bar = tqdm(total=len(jobs), desc=f"grading {assignment}", unit="submission", file=sys.stderr,
                disable=not progress or not jobs)
     for r in results:
-        bar.write(f"{r.student_id}: missing ({r.reason})", file=sys.stderr)
+        bar.write(f"{r.student_id}: {r.status} ({r.reason})", file=sys.stderr)
     with engine:
         for outcome in engine.map(grade_fn, jobs):
             job = outcome.job
@@ -394,13 +608,14 @@ def grade_assignment(assignment: str, *, root=None, students=None, workers: int 
                 why = outcome.error if outcome.error is not None else f"grader returned {type(result).__name__}"
                 result = error_result(job, f"grader failed: {type(why).__name__}: {why}"
                                       if isinstance(why, BaseException) else str(why))
+            partial = notebook is not None
             try:
-                record(course, job, result)
+                record(course, job, result, settings, partial)
             except Exception as exc:  # noqa: BLE001 - one unrecordable result must not stop the batch
                 result = error_result(job, f"could not record the result: {type(exc).__name__}: {exc}",
                                       result.seconds)
                 try:
-                    record(course, job, result)
+                    record(course, job, result, settings, partial)
                 except Exception:  # noqa: BLE001 - the status file below still says error
                     pass
             results.append(result)

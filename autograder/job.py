@@ -37,6 +37,11 @@ STATUS_SEVERITY = {
     "ok": 0, "missing": 1, "invalid_notebook": 2, "timeout": 3, "resource_limit": 4, "kernel_died": 5, "error": 6,
 }
 
+#: Files a submission's notebooks write while graded are kept up to this many bytes in all (larger ones are dropped
+#: with a note): ``autograded/`` keeps a notebook's data products, not a disk bomb.
+MAX_KEPT_BYTES = 20 * 1024 * 1024
+MAX_KEPT_FILES = 1000
+
 #: The kinds of nbgrader cell a :class:`CellSpec` can describe (nbgrader's "Create Assignment" cell types).
 CELL_KINDS = ("autograder-test", "autograded-answer", "manual-answer", "task", "readonly")
 
@@ -88,6 +93,8 @@ class NotebookSpec:
 
     name: str
     cells: tuple[CellSpec, ...]
+    #: the source notebook's kernelspec as nbgrader's gradebook stores it (JSON text), None when it has none
+    kernelspec: str | None = None
 
     @property
     def filename(self) -> str:
@@ -107,6 +114,7 @@ class GradeJob:
     files: other submitted files (relative POSIX path -> bytes), copied next to the notebooks in the scratch folder.
     sandbox: False runs the kernel unsandboxed (the CLI's ``--no-sandbox``); use ``autograder.sandbox.check_sandbox()``
     before building jobs with sandbox=True to refuse clearly when bubblewrap is unavailable.
+    execute: False scores the outputs saved in the submission without running anything (nbgrader's ``--no-execute``).
     """
 
     course_id: str
@@ -117,6 +125,7 @@ class GradeJob:
     files: dict[str, bytes] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)
     sandbox: bool = True
+    execute: bool = True
 
 
 @dataclass
@@ -151,6 +160,8 @@ class GradeResult:
 
     score / max_score: sums over the notebooks (max_score from the specs, so missing notebooks still count).
     seconds: wall time spent grading this submission (including kernel start-up).
+    files: files the notebooks created or changed in their working folder while graded (relative POSIX path ->
+    bytes), kept in ``autograded/`` as nbgrader keeps them, within :data:`MAX_KEPT_BYTES`.
     """
 
     student_id: str
@@ -160,6 +171,7 @@ class GradeResult:
     seconds: float
     score: float
     max_score: float
+    files: dict[str, bytes] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """The JSON shape of ``grade --json``: student_id, status, score, max_score, reason."""
@@ -185,7 +197,7 @@ def specs_from_gradebook(db_url: str, assignment: str) -> tuple[NotebookSpec, ..
     ``db_url`` is an SQLAlchemy URL such as ``"sqlite:///gradebook.db"`` (the one ``nbgrader generate_assignment``
     filled). Cells come in the order ``nbgrader generate_assignment`` saved them (the source notebook's order): the
     same order nbgrader's own ``OverwriteCells.add_missing_cells`` relies on. Read-only use of the gradebook.
-    (D2: call this once per assignment in the grading process and put the result in every GradeJob.)
+    Call it once per assignment in the grading process and put the result in every GradeJob.
     """
     from nbgrader.api import Gradebook
 
@@ -203,5 +215,5 @@ def specs_from_gradebook(db_url: str, assignment: str) -> tuple[NotebookSpec, ..
                     grade_id=sc.name, cell_type=sc.cell_type, source=sc.source or "", locked=bool(sc.locked),
                     checksum=sc.checksum, points=None if points is None else float(points),
                     kind=_kind(sc.name in graded, sc.name in solutions, sc.name in tasks)))
-            specs.append(NotebookSpec(name=nb.name, cells=tuple(cells)))
+            specs.append(NotebookSpec(name=nb.name, cells=tuple(cells), kernelspec=nb.kernelspec))
     return tuple(specs)

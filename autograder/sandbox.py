@@ -141,21 +141,27 @@ def bwrap_args(scratch: Path, workdir: Path, uid: int, extra_ro: tuple[Path, ...
         args += ["--ro-bind", str(path), str(path)]
     args += ["--bind", str(scratch), str(scratch), "--chdir", str(workdir),
              "--clearenv",
-             "--setenv", "PATH", f"{Path(sys.prefix) / 'bin'}:/usr/local/bin:/usr/bin:/bin",
-             "--setenv", "HOME", str(scratch / "home"),
-             "--setenv", "IPYTHONDIR", str(scratch / "home" / ".ipython"),
-             "--setenv", "MPLCONFIGDIR", str(scratch / "home" / ".matplotlib"),
-             "--setenv", "MPLBACKEND", "agg",
-             "--setenv", "LANG", "C.UTF-8",
-             "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
-             # one BLAS thread: threads count against RLIMIT_NPROC and the grader already runs one kernel per core
-             "--setenv", "OPENBLAS_NUM_THREADS", "1", "--setenv", "OMP_NUM_THREADS", "1",
-             "--setenv", "MKL_NUM_THREADS", "1",
-             "--setenv", "MLFLOW_TRACKING_URI", f"sqlite:///{workdir / 'mlflow.db'}",
-             "--",
+             "--setenv", "PATH", f"{Path(sys.prefix) / 'bin'}:/usr/local/bin:/usr/bin:/bin"]
+    for key, value in kernel_environment(scratch, workdir).items():
+        args += ["--setenv", key, value]
+    args += ["--",
              shutil.which("setpriv") or "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
              "--bounding-set=-all", "--inh-caps=-all", "--no-new-privs"]
     return args
+
+
+def kernel_environment(scratch: Path, workdir: Path) -> dict[str, str]:
+    """The variables every grading kernel gets, sandboxed or not (unsandboxed kernels get them over the grader's
+    own environment): a clean home in the scratch folder (nothing read from or written to the instructor's
+    ``~/.ipython`` or ``~/.config/matplotlib``), one BLAS thread (threads count against RLIMIT_NPROC and the grader
+    already runs one kernel per core), a tracking store in the working folder, and nbgrader's
+    ``NBGRADER_EXECUTION=autograde`` (its FAQ documents it for tests that behave differently when graded)."""
+    home = Path(scratch) / "home"
+    return {"HOME": str(home), "IPYTHONDIR": str(home / ".ipython"), "MPLCONFIGDIR": str(home / ".matplotlib"),
+            "MPLBACKEND": "agg", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
+            "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+            "MLFLOW_TRACKING_URI": f"sqlite:///{Path(workdir) / 'mlflow.db'}",
+            "NBGRADER_EXECUTION": "autograde"}
 
 
 def prepare_scratch(scratch: Path, uid: int | None) -> None:
@@ -273,16 +279,31 @@ class SandboxedKernelManager(AsyncKernelManager):
         else:
             kernel_cmd = [*rlimit_args(self.memory_mb, None), *kernel_cmd]
             kw["cwd"] = str(self.workdir)
-            env = dict(kw.get("env") or os.environ)
-            # Same clean home as in the sandbox: nothing read from or written to the instructor's ~/.ipython,
-            # ~/.config/matplotlib... (and the sandbox's cost measured by the benchmark is the sandbox's alone).
-            home = self.scratch / "home"
-            env.update({"MPLBACKEND": "agg", "OPENBLAS_NUM_THREADS": "1", "HOME": str(home),
-                        "IPYTHONDIR": str(home / ".ipython"), "MPLCONFIGDIR": str(home / ".matplotlib"),
-                        "MLFLOW_TRACKING_URI": f"sqlite:///{self.workdir / 'mlflow.db'}"})
-            kw["env"] = env
+            # the same variables as in the sandbox (and the sandbox's cost measured by the benchmark is its own)
+            kw["env"] = {**(kw.get("env") or os.environ), **kernel_environment(self.scratch, self.workdir)}
         # The kernel's own stdout/stderr (start-up messages, C-level crashes) go to a log in the scratch folder,
         # not to the grader's terminal; RLIMIT_FSIZE bounds it.
         with open(self.scratch / "kernel.log", "ab") as log:
             kw["stdout"] = kw["stderr"] = log
             return await super()._async_launch_kernel(kernel_cmd, **kw)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m autograder.sandbox --check``: exit 0 when a sandbox can run here, 1 (reason on stderr) when not."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m autograder.sandbox",
+                                     description="Check that student code can be sandboxed on this machine.")
+    parser.add_argument("--check", action="store_true", required=True,
+                        help="exit 0 if bubblewrap can start a sandbox here, else print why on stderr and exit 1")
+    parser.parse_args(argv)
+    try:
+        check_sandbox()
+    except SandboxUnavailableError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

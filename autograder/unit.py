@@ -21,7 +21,8 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from .job import (GradeJob, GradeResult, Limits, NotebookResult, NotebookSpec, worst_status)
+from .job import (MAX_KEPT_BYTES, MAX_KEPT_FILES, GradeJob, GradeResult, Limits, NotebookResult, NotebookSpec,
+                  worst_status)
 from .rewrite import RewriteError, builtin_names_used, harden_test_source
 
 GUARD_MODULE = "__autograder_guard__"
@@ -76,6 +77,31 @@ class ReadNotebook:
             return nb
         except Exception as exc:  # noqa: BLE001 - any reader failure is the file's fault
             raise StepFailed("invalid_notebook", f"unreadable notebook: {str(exc)[:200]}") from None
+
+
+class CheckKernel:
+    """nbgrader's ``OverwriteKernelspec`` (the source notebook's kernelspec wins over the submitted one), then refuse
+    a kernel this grader cannot honour: it runs Python kernels only, so a notebook of another language (an R or
+    Julia course) is the status ``error`` naming the kernel, never a silent run of its cells in Python."""
+
+    def __call__(self, nb, ctx: Context):
+        kernelspec = None
+        if ctx.spec.kernelspec:
+            try:
+                kernelspec = json.loads(ctx.spec.kernelspec)
+            except ValueError:
+                kernelspec = None
+        if isinstance(kernelspec, dict) and kernelspec:
+            nb.metadata["kernelspec"] = kernelspec
+        else:
+            kernelspec = nb.metadata.get("kernelspec")
+        if not isinstance(kernelspec, dict) or not kernelspec:
+            return nb  # no kernelspec anywhere: nbgrader runs the default (Python) kernel too
+        name, language = str(kernelspec.get("name", "")), str(kernelspec.get("language", ""))
+        if language.lower() == "python" or name.lower().startswith("python"):
+            return nb
+        raise StepFailed("error", f"kernel {name!r} (language {language or 'unknown'}) cannot be run here: this "
+                                  "grader runs Python kernels only")
 
 
 class ClearOutputs:
@@ -230,6 +256,49 @@ def _guard_source() -> str:
     return (Path(__file__).with_name("kernel_guard.py")).read_text()
 
 
+def guard_install_code() -> str:
+    """The grader's first request to a kernel: install the guard (autograder/kernel_guard.py) as a module."""
+    return (f"import sys as _s, types as _t\n_m = _t.ModuleType({GUARD_MODULE!r})\n"
+            f"exec(compile({_guard_source()!r}, '<autograder-guard>', 'exec'), _m.__dict__)\n"
+            f"_m.GUARD = _m.Guard()\n_s.modules[{GUARD_MODULE!r}] = _m\ndel _s, _t, _m\n")
+
+
+def kernel_starts(memory_mb: int, timeout: float = 15) -> bool:
+    """Whether a grading kernel starts and installs the guard under an address-space limit of ``memory_mb``.
+
+    A real kernel, started as the grader starts one (without the sandbox, which changes nothing to the memory a
+    kernel needs): used to refuse a ``--memory`` too small for any submission before grading a whole class.
+    """
+    from .sandbox import SandboxedKernelManager
+
+    scratch = Path(tempfile.mkdtemp(prefix="autograder-probe-"))
+
+    async def probe() -> bool:
+        for sub in ("work", "home", "ipc"):
+            (scratch / sub).mkdir()
+        km = SandboxedKernelManager(scratch=scratch, workdir=scratch / "work", memory_mb=memory_mb,
+                                    max_processes=Limits().max_processes, sandbox=False, kernel_name="python3",
+                                    transport="ipc", ip=str(scratch / "ipc" / "k"),
+                                    connection_file=str(scratch / "ipc" / "kernel.json"))
+        await km.start_kernel()
+        kc = km.client()
+        kc.start_channels()
+        try:
+            await kc._async_wait_for_ready(timeout=timeout)
+            reply = await kc._async_execute_interactive(guard_install_code(), silent=True, timeout=timeout)
+            return reply["content"]["status"] == "ok"
+        except (RuntimeError, TimeoutError):
+            return False
+        finally:
+            kc.stop_channels()
+            await km.shutdown_kernel(now=True)
+
+    try:
+        return _run_async(probe())
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def _make_client_class():
     """Build the NotebookClient subclass lazily (nbclient/jupyter_client imports cost seconds)."""
     from nbclient import NotebookClient
@@ -306,10 +375,7 @@ def _make_client_class():
             limits, ctx = self.ctx.limits, self.ctx
             stop_reason = None
             async with self.async_setup_kernel(cleanup_kc=True):
-                install = (f"import sys as _s, types as _t\n_m = _t.ModuleType({GUARD_MODULE!r})\n"
-                           f"exec(compile({_guard_source()!r}, '<autograder-guard>', 'exec'), _m.__dict__)\n"
-                           f"_m.GUARD = _m.Guard()\n_s.modules[{GUARD_MODULE!r}] = _m\ndel _s, _t, _m\n")
-                reply = await self.silent(install, timeout=120)
+                reply = await self.silent(guard_install_code(), timeout=120)
                 if reply.get("status") != "ok":
                     raise RuntimeError(f"grader guard failed to install: {reply.get('ename')}: {reply.get('evalue')}")
                 for index, cell in enumerate(self.nb.cells):
@@ -502,6 +568,10 @@ class ScoreCells:
     shown as stdout, failing cells without an error output (swallowed exception, not executed) get one.
     """
 
+    def __init__(self, by_outputs: bool = False):
+        # by_outputs: nbgrader's own rule on the outputs as they are (``--no-execute``: nothing ran, no verdicts)
+        self.by_outputs = by_outputs
+
     def __call__(self, nb, ctx: Context):
         from nbformat.v4 import new_output
         from nbgrader.utils import determine_grade, is_grade
@@ -517,7 +587,7 @@ class ScoreCells:
                 continue
             if not is_grade(cell):
                 continue
-            if cell.cell_type == "code" and not meta.get("solution"):
+            if cell.cell_type == "code" and not meta.get("solution") and not self.by_outputs:
                 passed, message = ctx.verdicts.get(gid, (False, "not executed"))
                 if passed:
                     for out in cell.outputs:
@@ -544,19 +614,26 @@ def _safe_relative(path: str) -> PurePosixPath | None:
 
 
 def grade_notebook(raw: bytes | None, spec: NotebookSpec, limits: Limits, scratch: Path,
-                   sandbox: bool) -> NotebookResult:
-    """Run the steps for one notebook; every student-caused failure becomes a status (never an exception)."""
+                   sandbox: bool, execute: bool = True) -> NotebookResult:
+    """Run the steps for one notebook; every student-caused failure becomes a status (never an exception).
+
+    ``execute=False`` is nbgrader's ``--no-execute``: the submitted outputs are kept and scored as they are.
+    """
     import nbformat
 
     if raw is None:
         return NotebookResult(spec.name, "missing", f"{spec.filename} was not submitted", None, _zero_scores(spec))
     ctx = Context(spec=spec, limits=limits)
+    if execute:
+        steps = (CheckKernel(), ClearOutputs(), RepairCellIds(), RestoreCells(), ExecuteNotebook(scratch, sandbox),
+                 LimitOutput())
+    else:
+        steps = (RepairCellIds(), RestoreCells(), LimitOutput())
     try:
         nb = ReadNotebook()(raw, ctx)
-        for step in (ClearOutputs(), RepairCellIds(), RestoreCells(), ExecuteNotebook(scratch, sandbox),
-                     LimitOutput()):
+        for step in steps:
             nb = step(nb, ctx)
-        scores = ScoreCells()(nb, ctx)
+        scores = ScoreCells(by_outputs=not execute)(nb, ctx)
     except StepFailed as failed:
         return NotebookResult(spec.name, failed.status, failed.reason, None, _zero_scores(spec))
     # scores for spec cells the notebook lost anyway (cannot happen after RestoreCells, but be total)
@@ -600,19 +677,66 @@ def grade_job(job: GradeJob) -> GradeResult:
                 continue
             try:
                 results.append(grade_notebook(job.notebooks.get(spec.filename), spec, job.limits, scratch,
-                                              job.sandbox))
+                                              job.sandbox, job.execute))
             except Exception as exc:  # noqa: BLE001 - a grader bug must not stop the batch
                 results.append(NotebookResult(spec.name, "error", f"grader error: {type(exc).__name__}: {exc}"[:300],
                                               None, _zero_scores(spec)))
+        written, dropped = ({}, []) if setup_error else written_files(scratch / "work", job.files)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     status = worst_status(r.status for r in results)
     reasons = [f"{r.name}: {r.reason}" for r in results if r.status != "ok" or r.reason != "graded"]
+    if dropped:
+        reasons.append(f"files written while graded and not kept (over {MAX_KEPT_BYTES // 2**20} MB or "
+                       f"{MAX_KEPT_FILES} files): {', '.join(dropped[:5])}{' ...' if len(dropped) > 5 else ''}")
     return GradeResult(student_id=job.student_id, status=status, reason="; ".join(reasons) or "graded",
                        notebooks=results, seconds=time.monotonic() - started,
-                       score=sum(r.score for r in results), max_score=sum(r.max_score for r in results))
+                       score=sum(r.score for r in results), max_score=sum(r.max_score for r in results),
+                       files=written)
 
 
-__all__ = ["grade_job", "grade_notebook", "harden_test_source", "builtin_names_used", "ReadNotebook",
+def written_files(workdir: Path, given: dict[str, bytes]) -> tuple[dict[str, bytes], list[str]]:
+    """(files created or changed in ``workdir`` while graded, paths not kept because of the limits).
+
+    nbgrader autogrades in the ``autograded/`` folder itself, so what a notebook writes stays there; we grade in a
+    scratch folder and copy it back. The folder was writable by student code: links are never followed (a link
+    or a FIFO is skipped, each file is opened with O_NOFOLLOW and checked to be a regular file), and at most
+    :data:`~autograder.job.MAX_KEPT_BYTES` in :data:`~autograder.job.MAX_KEPT_FILES` files are read.
+    """
+    import os
+    import stat
+
+    kept: dict[str, bytes] = {}
+    dropped: list[str] = []
+    total = 0
+    for dirpath, dirnames, filenames in os.walk(workdir, followlinks=False):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = os.path.join(dirpath, name)
+            rel = PurePosixPath(Path(path).relative_to(workdir).as_posix())
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            except OSError:
+                continue  # a link (ELOOP) or a file that vanished
+            with os.fdopen(fd, "rb") as fh:
+                info = os.fstat(fh.fileno())
+                if not stat.S_ISREG(info.st_mode):
+                    continue
+                if total + info.st_size > MAX_KEPT_BYTES or len(kept) >= MAX_KEPT_FILES:
+                    dropped.append(str(rel))
+                    continue
+                data = fh.read(MAX_KEPT_BYTES - total + 1)
+            if len(data) + total > MAX_KEPT_BYTES:
+                dropped.append(str(rel))  # grew while being read
+                continue
+            if given.get(str(rel)) == data:
+                continue  # a file of the submission (or the instructor's), unchanged
+            kept[str(rel)] = data
+            total += len(data)
+    return kept, dropped
+
+
+__all__ = ["grade_job", "grade_notebook", "written_files", "harden_test_source", "builtin_names_used", "ReadNotebook",
+           "CheckKernel",
            "ClearOutputs", "RepairCellIds", "RestoreCells", "ExecuteNotebook", "LimitOutput", "ScoreCells",
            "StepFailed", "Context"]

@@ -108,8 +108,11 @@ def test_gradebook_written_by_the_grader_only(regression_course):
     assert _definition_rows(db) == regression_course["definition_before"]
     with Gradebook(f"sqlite:///{db}") as gb:
         submissions = {s.student_id: s for s in gb.find_assignment(ASSIGNMENT).submissions}
-        # one submission per submitted folder; ghost (no folder) has none; the scores are the graded ones
-        assert set(submissions) == {*cases, "other"}
+        # one submission per submitted folder holding a notebook; as with nbgrader, ghost (no folder) and missing
+        # (a folder without the notebook) have none; the scores are the graded ones
+        assert set(submissions) == {*cases, "other"} - {"missing"}
+        assert rows["missing"]["status"] == "missing" and "submitted nothing" in rows["missing"]["reason"]
+        assert not (course / "autograded" / "missing").exists()
         for student, submission in submissions.items():
             if rows[student]["status"] in ("ok", "timeout", "kernel_died", "resource_limit"):
                 assert submission.score == pytest.approx(rows[student]["score"]), student
