@@ -277,6 +277,25 @@ def test_q9_p_value_is_the_chance_of_such_a_difference_under_the_null_hypothesis
     assert abs(np.mean(np.array(null) >= observed.statistic) - observed.pvalue) < 0.02
     q9 = next(q for q in bank if q.id == "q9")
     assert "if both samples came from the same distribution" in q9.options[q9.answer]
+    texts = [*q9.misconceptions.values(), q9.hint, *q9.solution]
+    assert not any("unlikely to come from the same distribution" in t for t in texts)  # the misreading itself
+
+
+def test_q4_misconception_a_quotes_the_error_python_raises(bank):
+    q4 = next(q for q in bank if q.id == "q4")
+    snippet = q4.question.split("```python")[1].split("```")[0]
+    with pytest.raises(SyntaxError) as error:
+        compile(snippet, "<q4>", "exec")
+    assert f"SyntaxError: {error.value.msg}" in q4.misconceptions["A"] and "NameError" in q4.misconceptions["A"]
+    assert "NameError" in q4.options["A"]  # option A claims a NameError; its misconception must be about that
+
+
+def test_q3_output_is_what_python_prints(bank, capsys):
+    q3 = next(q for q in bank if q.id == "q3")
+    exec(q3.question.split("```python")[1].split("```")[0], {})
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ["Running data_preprocessing step", "Running model_training step", "Running model_deployment step"]
+    assert q3.answer == "C" and lines[0] in q3.options["C"] and q3.options["C"].startswith("Three lines")
 
 
 def test_q10_model_stages_are_deprecated_since_mlflow_2_9(bank):
