@@ -165,8 +165,9 @@ def kernel_environment(scratch: Path, workdir: Path) -> dict[str, str]:
 
 
 def prepare_scratch(scratch: Path, uid: int | None) -> None:
-    """Create the scratch layout (work/, home/, ipc/) and give it to the sandbox uid."""
-    for sub in ("", "work", "home", "ipc"):
+    """Create the scratch layout (work/, home/; each kernel's socket folder is made when it starts) and give it to
+    the sandbox uid."""
+    for sub in ("", "work", "home"):
         (scratch / sub).mkdir(parents=True, exist_ok=True)
     if uid is not None:
         for root, dirs, files in os.walk(scratch):
@@ -253,9 +254,11 @@ class SandboxedKernelManager(AsyncKernelManager):
     """
 
     def __init__(self, *, scratch: Path, workdir: Path, memory_mb: int, max_processes: int,
-                 sandbox: bool = True, max_message_bytes: int = 0, **kwargs):
+                 sandbox: bool = True, max_message_bytes: int = 0, log_path: Path | None = None, **kwargs):
         super().__init__(**kwargs)
         self.scratch, self.workdir = Path(scratch), Path(workdir)
+        # the kernel's own stdout/stderr: a new file the grader creates outside the folder student code can write
+        self.log_path = Path(log_path) if log_path is not None else self.scratch.parent / "kernel.log"
         self.memory_mb, self.max_processes, self.use_sandbox = memory_mb, max_processes, sandbox
         self.max_message_bytes = max_message_bytes
         self.uid = sandbox_uid() if sandbox else None
@@ -281,9 +284,10 @@ class SandboxedKernelManager(AsyncKernelManager):
             kw["cwd"] = str(self.workdir)
             # the same variables as in the sandbox (and the sandbox's cost measured by the benchmark is its own)
             kw["env"] = {**(kw.get("env") or os.environ), **kernel_environment(self.scratch, self.workdir)}
-        # The kernel's own stdout/stderr (start-up messages, C-level crashes) go to a log in the scratch folder,
-        # not to the grader's terminal; RLIMIT_FSIZE bounds it.
-        with open(self.scratch / "kernel.log", "ab") as log:
+        # The kernel's own stdout/stderr (start-up messages, C-level crashes) go to a log, not to the grader's
+        # terminal; RLIMIT_FSIZE bounds it. Opened without following a link, and only if it does not exist yet.
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with open(fd, "ab") as log:
             kw["stdout"] = kw["stderr"] = log
             return await super()._async_launch_kernel(kernel_cmd, **kw)
 

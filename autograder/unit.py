@@ -277,6 +277,7 @@ def kernel_starts(memory_mb: int, timeout: float = 15) -> bool:
         for sub in ("work", "home", "ipc"):
             (scratch / sub).mkdir()
         km = SandboxedKernelManager(scratch=scratch, workdir=scratch / "work", memory_mb=memory_mb,
+                                    log_path=scratch / "kernel.log",
                                     max_processes=Limits().max_processes, sandbox=False, kernel_name="python3",
                                     transport="ipc", ip=str(scratch / "ipc" / "k"),
                                     connection_file=str(scratch / "ipc" / "kernel.json"))
@@ -503,8 +504,11 @@ def max_message_bytes(limits: Limits) -> int:
 class ExecuteNotebook:
     """Execute in a fresh kernel (sandboxed unless the job says otherwise) with the job's limits."""
 
-    def __init__(self, scratch: Path, sandbox: bool):
+    def __init__(self, scratch: Path, sandbox: bool, logdir: Path | None = None):
+        # logdir: where the kernel's own output goes; the grader's, never inside ``scratch`` (student code can
+        # write there, and a file the grader opens there could be a link planted by an earlier notebook)
         self.scratch, self.sandbox = scratch, sandbox
+        self.logdir = logdir or scratch.parent
 
     def __call__(self, nb, ctx: Context):
         global _CLIENT_CLASS
@@ -512,9 +516,19 @@ class ExecuteNotebook:
 
         if _CLIENT_CLASS is None:
             _CLIENT_CLASS = _make_client_class()
+        import os
+
+        from .sandbox import sandbox_uid
+
         workdir = self.scratch / "work"
-        ipc = self.scratch / "ipc"
+        # a fresh socket folder for each notebook, made by the grader just before its kernel starts: nothing an
+        # earlier notebook's code planted can be in it when the grader writes the connection file there
+        ipc = self.scratch / f"ipc-{secrets.token_hex(8)}"
+        ipc.mkdir(mode=0o700)
+        if self.sandbox:
+            os.chown(ipc, sandbox_uid(), sandbox_uid())
         km = SandboxedKernelManager(scratch=self.scratch, workdir=workdir, memory_mb=ctx.limits.memory_mb,
+                                    log_path=self.logdir / f"kernel-{secrets.token_hex(4)}.log",
                                     max_processes=ctx.limits.max_processes, sandbox=self.sandbox,
                                     max_message_bytes=max_message_bytes(ctx.limits),
                                     kernel_name="python3", transport="ipc", ip=str(ipc / f"k{secrets.token_hex(4)}"),
@@ -614,7 +628,7 @@ def _safe_relative(path: str) -> PurePosixPath | None:
 
 
 def grade_notebook(raw: bytes | None, spec: NotebookSpec, limits: Limits, scratch: Path,
-                   sandbox: bool, execute: bool = True) -> NotebookResult:
+                   sandbox: bool, execute: bool = True, logdir: Path | None = None) -> NotebookResult:
     """Run the steps for one notebook; every student-caused failure becomes a status (never an exception).
 
     ``execute=False`` is nbgrader's ``--no-execute``: the submitted outputs are kept and scored as they are.
@@ -625,7 +639,7 @@ def grade_notebook(raw: bytes | None, spec: NotebookSpec, limits: Limits, scratc
         return NotebookResult(spec.name, "missing", f"{spec.filename} was not submitted", None, _zero_scores(spec))
     ctx = Context(spec=spec, limits=limits)
     if execute:
-        steps = (CheckKernel(), ClearOutputs(), RepairCellIds(), RestoreCells(), ExecuteNotebook(scratch, sandbox),
+        steps = (CheckKernel(), ClearOutputs(), RepairCellIds(), RestoreCells(), ExecuteNotebook(scratch, sandbox, logdir),
                  LimitOutput())
     else:
         steps = (RepairCellIds(), RestoreCells(), LimitOutput())
@@ -651,7 +665,10 @@ def grade_job(job: GradeJob) -> GradeResult:
     """
     started = time.monotonic()
     results: list[NotebookResult] = []
-    scratch = Path(tempfile.mkdtemp(prefix=f"autograder-{job.student_id[:40]}-"))
+    # root: the grader's own folder (mode 0700, never visible in the sandbox; the kernels' logs go here);
+    # scratch: the one folder bound read-write into the sandbox (the notebooks' working folder, home, sockets)
+    root = Path(tempfile.mkdtemp(prefix="autograder-"))
+    scratch = root / "sandbox"
     try:
         setup_error = None
         try:
@@ -677,13 +694,13 @@ def grade_job(job: GradeJob) -> GradeResult:
                 continue
             try:
                 results.append(grade_notebook(job.notebooks.get(spec.filename), spec, job.limits, scratch,
-                                              job.sandbox, job.execute))
+                                              job.sandbox, job.execute, logdir=root))
             except Exception as exc:  # noqa: BLE001 - a grader bug must not stop the batch
                 results.append(NotebookResult(spec.name, "error", f"grader error: {type(exc).__name__}: {exc}"[:300],
                                               None, _zero_scores(spec)))
         written, dropped = ({}, []) if setup_error else written_files(scratch / "work", job.files)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)
     status = worst_status(r.status for r in results)
     reasons = [f"{r.name}: {r.reason}" for r in results if r.status != "ok" or r.reason != "graded"]
     if dropped:

@@ -114,6 +114,8 @@ def test_sandboxed_kernel_runs_and_leaves_nothing(tmp_path):
     uid = sandbox.sandbox_uid()
     scratch = tmp_path / "s"
     sandbox.prepare_scratch(scratch, uid)
+    (scratch / "ipc").mkdir()
+    os.chown(scratch / "ipc", uid, uid)
 
     async def main():
         km = sandbox.SandboxedKernelManager(scratch=scratch, workdir=scratch / "work", memory_mb=1024,
@@ -139,3 +141,62 @@ def test_sandboxed_kernel_runs_and_leaves_nothing(tmp_path):
     assert text.split() == [str(uid), "False"]
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+@pytest.mark.sandbox
+def test_links_planted_by_one_notebook_never_redirect_the_grader(tmp_path, grading_sandbox):
+    """A submission of two notebooks: the first one's code (running as the sandbox uid, in the scratch folder)
+    plants links where the grader writes (its kernel log, the next kernel's socket folder and connection file,
+    the files kept from the working folder) pointing outside the sandbox. The grader, running as root, must not
+    create or change anything there, and the second notebook is still graded."""
+    import json
+    import os
+
+    from autograder.job import CellSpec, GradeJob, Limits, NotebookSpec
+    from autograder.unit import grade_job
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.chmod(tmp_path, 0o755)
+    os.chmod(outside, 0o777)  # writable by anyone: only a write by the grader (root) through a link could land here
+    victim = outside / "victim.txt"
+    victim.write_text("untouched")
+    os.chmod(victim, 0o644)
+    plant = f"""
+import os, pathlib
+scratch = pathlib.Path(os.getcwd()).parent
+targets = {{"kernel.log": {str(outside / 'log')!r}, "ipc": {str(outside / 'ipc')!r},
+           "work/victim.txt": {str(victim)!r}, "work/link_dir": {str(outside)!r}}}
+for name, target in targets.items():
+    path = scratch / name
+    if path.exists() or path.is_symlink():
+        path.unlink() if not path.is_dir() else None
+    os.symlink(target, path)
+for i in range(200):  # guesses at per-kernel names, in case the grader reuses any
+    for name in (f"ipc-{{i}}", f"kernel-{{i}}.log"):
+        try:
+            os.symlink({str(outside / 'guess')!r} + str(i), scratch / name)
+        except OSError:
+            pass
+print("planted", sorted(p.name for p in scratch.iterdir()))
+"""
+
+    def notebook(name, source):
+        cells = [{"cell_type": "code", "metadata": {}, "source": source, "outputs": [], "execution_count": None},
+                 {"cell_type": "code", "source": "assert 1 + 1 == 2",
+                  "metadata": {"nbgrader": {"grade_id": f"{name}_test", "grade": True, "solution": False,
+                                            "locked": True, "points": 1, "schema_version": 3}},
+                  "outputs": [], "execution_count": None}]
+        return json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 4}).encode()
+
+    specs = tuple(NotebookSpec(name=n, cells=(CellSpec(f"{n}_test", "code", "assert 1 + 1 == 2", True, None, 1.0,
+                                                       "autograder-test"),)) for n in ("p1", "p2"))
+    job = GradeJob("c", "a", "mallory", {"p1.ipynb": notebook("p1", plant), "p2.ipynb": notebook("p2", "x = 1")},
+                   specs, {}, Limits(cell_timeout=60), sandbox=True)
+    result = grade_job(job)
+    assert [(nb.name, nb.status, nb.score) for nb in result.notebooks] == [("p1", "ok", 1.0), ("p2", "ok", 1.0)], \
+        result.reason
+    assert "planted" in result.notebooks[0].graded.decode()
+    assert sorted(p.name for p in outside.iterdir()) == ["victim.txt"]
+    assert victim.read_text() == "untouched"
+    assert "victim.txt" not in result.files and not any(k.startswith("link_dir") for k in result.files)
