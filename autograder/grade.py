@@ -275,7 +275,7 @@ def find_students(course: Course, assignment: str, only: Iterable[str] | None = 
     with Gradebook(course.db_url, course.course_id or None) as gb:
         known = {s.id for s in gb.students} - set(exclude)
     submitted_root = Path(course.coursedir.root) / course.coursedir.submitted_directory
-    with_folder = {p.name for p in submitted_root.glob("*") if (p / assignment).is_dir() and not p.is_symlink()}
+    with_folder = {p.name for p in submitted_root.glob("*") if (p / assignment).is_dir()}
     with_folder -= set(exclude)
     if only:
         only = list(dict.fromkeys(only))
@@ -286,6 +286,17 @@ def find_students(course: Course, assignment: str, only: Iterable[str] | None = 
         known &= set(only)
         with_folder &= set(only)
     return sorted(with_folder), sorted(known - with_folder)
+
+
+def linked_submission(course: Course, assignment: str, student: str) -> str | None:
+    """Why ``submitted/<student>/<assignment>`` cannot be graded when a level of it is not a real folder (a link
+    would make the grader read the instructor's files or a classmate's work), else None."""
+    submitted_root = Path(course.coursedir.root) / course.coursedir.submitted_directory
+    for path in (submitted_root / student, submitted_root / student / assignment):
+        if path.is_symlink() or not path.is_dir():
+            return (f"{path.relative_to(course.root)} is a link, not a folder: not graded, nothing read through it "
+                    "(submissions are folders, as `nbgrader collect` makes them)")
+    return None
 
 
 def _ignored(course: Course, relpath: str) -> bool:
@@ -581,6 +592,10 @@ def grade_assignment(assignment: str, *, root=None, students=None, workers: int 
                                             "False: not graded (add the student, or allow creating students)"))
     jobs = []
     for student in submitted:
+        why = linked_submission(course, assignment, student)
+        if why:
+            results.append(missing_result(student, specs, why))
+            continue
         job = build_job(course, assignment, student, specs, limits, sandbox, execute, settings.exclude_overwriting)
         if all(raw is None for raw in job.notebooks.values()):
             folder = course.path(course.coursedir.submitted_directory, student, assignment)
