@@ -30,21 +30,25 @@ $(STAMP): requirements.lock pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv>=0.5"
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
-	# Bytecode for every installed package, once: PYTHONDONTWRITEBYTECODE (set here and on many machines) would
-	# otherwise make every Python process -- each sandboxed grading kernel included -- recompile what it imports.
+# Bytecode for every installed package, once: PYTHONDONTWRITEBYTECODE (set here and on many machines) would
+# otherwise make every Python process -- each sandboxed grading kernel included -- recompile what it imports.
 	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib/python*/site-packages >/dev/null
 	touch $(STAMP)
 
+# Quiet (no command echo): a progress bar and one line per lesson, then each assessment step's own summary.
 course: setup
-	$(BIN)/python -m mlops_helpers.notebooks notebooks --out build/notebooks \
+	@$(BIN)/python -m mlops_helpers.notebooks notebooks --out build/notebooks \
 		-p tracking_uri sqlite:///$(CURDIR)/build/mlflow.db
-	# Assessments, in a throwaway course copy (build/course): release, grade example submissions, report
-	# (build/report/<assignment>/). Without bubblewrap: make course GRADE_FLAGS=--no-sandbox
-	$(BIN)/python -m autograder.examples copy build/course
+# Assessments, in a throwaway course copy (build/course): release, grade example submissions, report
+# (build/report/<assignment>/). The examples are the course's own (trusted) code: graded in the sandbox when
+# bubblewrap can run here, unsandboxed otherwise. Grading real submissions never falls back like this.
+	@$(BIN)/python -m autograder.examples copy build/course
+	@sandbox=; if ! $(BIN)/python -m autograder.sandbox --check 2>/dev/null; then sandbox=--no-sandbox; \
+		echo "bubblewrap not available: grading the course's own example submissions unsandboxed (trusted code)"; fi; \
 	set -e; for a in $$($(BIN)/python -m autograder.examples list); do \
 		$(BIN)/python -m autograder release $$a --course-dir build/course --force; \
 		$(BIN)/python -m autograder.examples submit $$a --course-dir build/course; \
-		$(BIN)/python -m autograder grade $$a --course-dir build/course $(GRADE_FLAGS); \
+		$(BIN)/python -m autograder grade $$a --course-dir build/course $$sandbox $(GRADE_FLAGS); \
 		$(BIN)/python -m autograder feedback $$a --course-dir build/course; \
 		$(BIN)/python -m autograder report $$a --course-dir build/course --out build/report/$$a; \
 	done

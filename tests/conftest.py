@@ -1,7 +1,15 @@
-"""Shared fixtures: a temporary tracking store, free ports, lesson execution, no orphan processes."""
+"""Shared fixtures: a temporary tracking store, free ports, lesson execution, no orphan processes; and the rule for
+tests that need the grading sandbox.
+
+Tests that grade in the bubblewrap sandbox carry ``@pytest.mark.sandbox`` (fixtures that grade sandboxed request
+:func:`grading_sandbox` instead: marks do not apply to fixtures). Where the sandbox cannot run (no ``bubblewrap``,
+e.g. a student's laptop or macOS) they are skipped with a reason naming the packages to install; under CI
+(``CI=true``, as ``.ci/run`` exports) they fail instead, so no sandbox test can silently stop running.
+"""
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import sys
@@ -88,3 +96,70 @@ def no_server_left_running():
     if left:
         listing = "\n".join(f"  pid {pid}: {cmd}" for pid, cmd in left)
         pytest.fail(f"{len(left)} server process(es) started by the tests were still running (now killed):\n{listing}")
+
+
+SANDBOX_PACKAGES = "apt-get install bubblewrap util-linux"
+
+
+def in_ci() -> bool:
+    """True when the suite runs under CI (``CI=true``, set by ``.ci/run`` and by most CI services)."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+@functools.cache
+def sandbox_problem() -> str | None:
+    """Why the grading sandbox cannot run on this machine (``check_sandbox``'s first sentence), or None if it can."""
+    from autograder.exceptions import SandboxUnavailableError
+    from autograder.sandbox import check_sandbox
+
+    try:
+        check_sandbox()
+    except SandboxUnavailableError as exc:
+        return str(exc).split(". ")[0]
+    return None
+
+
+def sandbox_reason(problem: str) -> str:
+    return f"needs the grading sandbox ({SANDBOX_PACKAGES}): {problem}"
+
+
+def require_sandbox() -> None:
+    """Skip the calling test (fail it under CI) when the grading sandbox cannot run here."""
+    problem = sandbox_problem()
+    if problem is None:
+        return
+    if in_ci():
+        pytest.fail(f"CI=true: {sandbox_reason(problem)}", pytrace=False)
+    pytest.skip(sandbox_reason(problem))
+
+
+@pytest.hookimpl(trylast=True)  # after -m/-k deselection: probe only when a sandbox test is still selected
+def pytest_collection_modifyitems(config, items):
+    marked = [item for item in items if item.get_closest_marker("sandbox")]
+    if not marked or (problem := sandbox_problem()) is None or in_ci():
+        return  # under CI, pytest_runtest_setup below fails them instead
+    for item in marked:
+        item.add_marker(pytest.mark.skip(reason=sandbox_reason(problem)))
+
+
+@pytest.hookimpl(tryfirst=True)  # before any fixture of the test is set up
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("sandbox") and in_ci():
+        require_sandbox()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under CI a sandbox test is never skipped, whatever skipped it (a skip mark, skipif, pytest.skip): a failure."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and in_ci() and item.get_closest_marker("sandbox") and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"CI=true: a sandbox test may not be skipped ({reason})"
+
+
+@pytest.fixture(scope="session")
+def grading_sandbox() -> None:
+    """For fixtures that grade sandboxed: the same rule as ``@pytest.mark.sandbox`` (skip here, fail under CI)."""
+    require_sandbox()

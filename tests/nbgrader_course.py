@@ -115,7 +115,7 @@ def generated_docs_course(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def graded_docs_course(generated_docs_course, tmp_path_factory):
+def graded_docs_course(generated_docs_course, tmp_path_factory, grading_sandbox):
     """A copy of :func:`generated_docs_course` graded by ``python -m autograder grade ps1 --json`` (sandboxed):
     (course folder, {student_id: JSON row})."""
     if "graded" in _SHARED:

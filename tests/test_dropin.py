@@ -13,6 +13,8 @@ import pytest
 from nbgrader_course import (documented_scores, generated_docs_course, graded_docs_course,  # noqa: F401 (fixtures)
                              gradebook_scores, nbgrader_cli)
 
+pytestmark = pytest.mark.sandbox  # every test here compares a sandboxed grading run
+
 
 @pytest.fixture(scope="module")
 def generated(generated_docs_course):

@@ -56,17 +56,20 @@ def test_hidden_regions_split():
                                       ["### BEGIN HIDDEN TESTS", "assert f(2) == 4", "### END HIDDEN TESTS"])
 
 
+@pytest.mark.sandbox
 def test_partial_student_lost_the_hidden_test_point(graded):
     _, rows = graded
     assert rows["partial"]["status"] == "ok"
     assert rows["partial"]["score"] == rows["hacker"]["score"] - 1.0  # correct_squares (1 point) lost
 
 
+@pytest.mark.sandbox
 def test_feedback_for_every_graded_notebook(feedback):
     _, pages = feedback
     assert set(pages) == {(s, nb) for s in ("bitdiddle", "hacker", "partial") for nb in ("problem1", "problem2")}
 
 
+@pytest.mark.sandbox
 def test_no_hidden_test_source_in_any_page(feedback):
     course, pages = feedback
     hidden = _hidden_source_lines(course)
@@ -75,6 +78,7 @@ def test_no_hidden_test_source_in_any_page(feedback):
     assert leaks == set()
 
 
+@pytest.mark.sandbox
 def test_lost_points_are_explained(feedback):
     _, pages = feedback
     page = pages[("partial", "problem1")]
@@ -87,6 +91,7 @@ def test_lost_points_are_explained(feedback):
     assert HIDDEN_MESSAGES[0] not in pages[("hacker", "problem1")]  # hacker passed: no message to show
 
 
+@pytest.mark.sandbox
 @pytest.mark.full  # another nbgrader start-up and HTML rendering (~15-40 s here)
 def test_plain_nbgrader_feedback_leaks_what_we_hide(graded, tmp_path):
     course, _ = graded

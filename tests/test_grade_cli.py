@@ -49,7 +49,7 @@ def _tagged_processes(tag: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def regression_course(tmp_path_factory):
+def regression_course(tmp_path_factory, grading_sandbox):
     course = tmp_path_factory.mktemp("regcourse")
     (course / "source" / ASSIGNMENT).mkdir(parents=True)
     (course / "source" / ASSIGNMENT / f"{NOTEBOOK}.ipynb").write_text(json.dumps(build_source(), indent=1))
@@ -78,6 +78,7 @@ def regression_course(tmp_path_factory):
             "definition_before": definition_before, "other_work": other_work}
 
 
+@pytest.mark.sandbox
 def test_every_submission_gets_its_expected_status_and_score(regression_course):
     proc, cases = regression_course["proc"], regression_course["cases"]
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -95,6 +96,7 @@ def test_every_submission_gets_its_expected_status_and_score(regression_course):
     assert "grading reg" in proc.stderr and "ghost: missing" in proc.stderr and "other: ok 4/4" in proc.stderr
 
 
+@pytest.mark.sandbox
 def test_gradebook_written_by_the_grader_only(regression_course):
     from nbgrader.api import Gradebook
 
@@ -127,6 +129,7 @@ def test_gradebook_written_by_the_grader_only(regression_course):
         regression_course["other_work"]
 
 
+@pytest.mark.sandbox
 def test_status_file_records_every_student(regression_course):
     course = regression_course["course"]
     rows = {r["student_id"]: r for r in json.loads(regression_course["proc"].stdout)}
@@ -135,11 +138,13 @@ def test_status_file_records_every_student(regression_course):
     assert data["students"]["kernel_crash"]["notebooks"][NOTEBOOK]["status"] == "kernel_died"
 
 
+@pytest.mark.sandbox
 def test_nothing_escaped_and_nothing_left_behind(regression_course):
     assert regression_course["connections"] == []  # the network case never reached the listener
     assert _tagged_processes(regression_course["tag"]) == []  # no kernel, bwrap or worker survived the CLI
 
 
+@pytest.mark.sandbox
 def test_regrading_one_student_keeps_the_others(regression_course):
     course = regression_course["course"]
     before = json.loads((course / "autograded" / f"{ASSIGNMENT}.status.json").read_text())["students"]
@@ -220,6 +225,7 @@ def test_help_explains_the_flags():
         assert flag in " ".join(proc.stdout.split()), flag
 
 
+@pytest.mark.sandbox
 def test_course_assignments_solution_full_marks_blank_zero(tmp_path):
     """What `make course` does, on the course's own assignments: the solution example scores every point, the
     blank one none, the partial one in between, all with status ok (the engine and the assignments agree)."""

@@ -13,9 +13,8 @@ from autograder import sandbox
 
 
 @pytest.fixture
-def run_sandboxed(tmp_path):
+def run_sandboxed(tmp_path, grading_sandbox):
     """Run Python code inside exactly the sandbox a kernel gets; return the CompletedProcess."""
-    sandbox.check_sandbox()
     uid = sandbox.sandbox_uid()
     scratch = tmp_path / "scratch"
     sandbox.prepare_scratch(scratch, uid)
@@ -28,6 +27,7 @@ def run_sandboxed(tmp_path):
     return run
 
 
+@pytest.mark.sandbox
 def test_check_sandbox_finds_bwrap():
     assert sandbox.check_sandbox().endswith("bwrap")
 
@@ -40,6 +40,7 @@ def test_check_sandbox_refuses_clearly_without_bwrap(monkeypatch):
         sandbox.check_sandbox()
 
 
+@pytest.mark.sandbox
 def test_no_network_even_to_localhost(run_sandboxed):
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -59,6 +60,7 @@ def test_no_network_even_to_localhost(run_sandboxed):
     assert "refused" in proc.stdout and "CONNECTED" not in proc.stdout, proc.stderr
 
 
+@pytest.mark.sandbox
 def test_sees_only_the_binds(run_sandboxed, tmp_path):
     secret = tmp_path / "gradebook.db"
     secret.write_text("secret")
@@ -76,6 +78,7 @@ def test_sees_only_the_binds(run_sandboxed, tmp_path):
     assert set(lines.values()) == {"False"}, lines
 
 
+@pytest.mark.sandbox
 def test_memory_limit(run_sandboxed):
     proc = run_sandboxed("""
         try:
@@ -87,6 +90,7 @@ def test_memory_limit(run_sandboxed):
     assert proc.stdout.strip() == "MemoryError", proc.stderr
 
 
+@pytest.mark.sandbox
 def test_process_flood_is_bounded(run_sandboxed):
     proc = run_sandboxed("""
         import os, time
@@ -104,6 +108,7 @@ def test_process_flood_is_bounded(run_sandboxed):
     assert int(proc.stdout.strip()) < 20, proc.stderr
 
 
+@pytest.mark.sandbox
 def test_sandboxed_kernel_runs_and_leaves_nothing(tmp_path):
     """A real kernel through SandboxedKernelManager over ipc: answers, is confined, and is gone afterwards."""
     import asyncio

@@ -17,6 +17,8 @@ from autograder.job import GradeJob, Limits
 from .submissions import (ASSIGNMENT, MAX_SCORE, NOTEBOOK, build_submissions, loopback_listener,
                           specs_from_source)
 
+pytestmark = pytest.mark.sandbox
+
 LIMITS = Limits(cell_timeout=10, notebook_timeout=90, memory_mb=1024, max_processes=128, max_output_bytes=200_000)
 
 
@@ -44,10 +46,7 @@ def _sandbox_processes() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    from autograder.sandbox import check_sandbox
-
-    check_sandbox()  # fails loudly (not skipped) when the sandbox cannot run here
+def graded(tmp_path_factory, grading_sandbox):
     course = tmp_path_factory.mktemp("course")
     (course / "source" / ASSIGNMENT).mkdir(parents=True)
     (course / "submitted" / "other" / ASSIGNMENT).mkdir(parents=True)
