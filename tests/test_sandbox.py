@@ -40,6 +40,20 @@ def test_check_sandbox_refuses_clearly_without_bwrap(monkeypatch):
         sandbox.check_sandbox()
 
 
+def test_check_entry_point_without_bwrap_exits_1_naming_the_packages(monkeypatch, capsys):
+    """``python -m autograder.sandbox --check`` (make course and .ci/run ask it): 1 and the reason, on stderr only."""
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert sandbox.main(["--check"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and "bwrap" in err and "apt-get install bubblewrap util-linux" in err
+
+
+@pytest.mark.sandbox
+def test_check_entry_point_with_a_working_sandbox_exits_0_quietly(capsys):
+    assert sandbox.main(["--check"]) == 0
+    assert capsys.readouterr() == ("", "")
+
+
 @pytest.mark.sandbox
 def test_no_network_even_to_localhost(run_sandboxed):
     listener = socket.socket()
