@@ -4,19 +4,34 @@
 a progress bar and exits non-zero, naming the notebook and the failing cell, when a cell fails.
 Besides errors, a cell that prints an MLflow deprecation warning fails the run, unless the cell is
 tagged ``deprecated-on-purpose`` (lesson 01 runs the seed's example as written to show the warning).
+
+Kernels run quiet (:class:`LessonKernelManager`): the run shows one progress bar, one line per lesson and real
+problems. The kernel's ZeroMQ channels are CurveZMQ-encrypted (ipykernel otherwise warns on every start that it runs
+over TCP without encryption); MLflow's own "Downloading artifacts" progress bars stay out of the stored outputs
+(``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false``); and the kernel's own stdout and stderr go to
+``<executed notebook>.kernel.log``, not to the terminal: ipykernel copies there everything a cell's subprocesses
+print (``mlflow run``, servers), which the notebook's outputs already hold.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import zmq
+from jupyter_client.manager import AsyncKernelManager
+from traitlets import Unicode, default
+from traitlets.config import Config
+
 from .exceptions import DeprecatedApiError, NotebookExecutionError
 
 ALLOWED_DEPRECATION_TAG = "deprecated-on-purpose"
+#: Variables every lesson kernel started here gets on top of the caller's environment.
+LESSON_KERNEL_ENV = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 DEPRECATION_MARKERS = ("is deprecated", "DeprecationWarning", "FutureWarning")
 
 
@@ -32,6 +47,27 @@ class Executed:
     def outputs_text(self, *, tag: str | None = None) -> str:
         """All text the notebook printed (streams and plain-text results), optionally of tagged cells only."""
         return "\n".join(cell_text(c) for c in self.notebook.cells if tag is None or tag in cell_tags(c))
+
+
+class LessonKernelManager(AsyncKernelManager):
+    """papermill's kernel manager, quiet: CurveZMQ-encrypted channels when pyzmq and the kernelspec support them
+    (ipykernel's kernelspec declares it), :data:`LESSON_KERNEL_ENV` in the kernel's environment, and the kernel's
+    stdout and stderr appended to ``kernel_log`` when set (at every launch, restarts included)."""
+
+    kernel_log = Unicode("", config=True, help="file the kernel's own stdout and stderr are appended to "
+                                               "(empty: the caller's terminal)")
+
+    @default("transport_encryption")
+    def _transport_encryption_default(self) -> str:
+        return "auto" if zmq.has("curve") else "disabled"
+
+    async def _async_launch_kernel(self, kernel_cmd, **kw):
+        kw["env"] = {**(kw.get("env") or os.environ), **LESSON_KERNEL_ENV}
+        if not self.kernel_log:
+            return await super()._async_launch_kernel(kernel_cmd, **kw)
+        with open(self.kernel_log, "ab") as log:  # the kernel process keeps its own descriptor
+            kw["stdout"] = kw["stderr"] = log
+            return await super()._async_launch_kernel(kernel_cmd, **kw)
 
 
 def cell_tags(cell) -> list[str]:
@@ -77,6 +113,8 @@ def execute(
 
     source, output = Path(source), Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
+    kernel_log = kernel_log_path(output).absolute()  # papermill runs from the notebook's folder (cwd)
+    kernel_log.unlink(missing_ok=True)
     started = time.perf_counter()
     try:
         notebook = papermill.execute_notebook(
@@ -85,14 +123,17 @@ def execute(
             parameters=parameters or {},
             cwd=str(cwd or source.parent),
             kernel_name="python3",
+            kernel_manager_class=LessonKernelManager,
+            config=Config({"LessonKernelManager": {"kernel_log": str(kernel_log)}}),
             progress_bar=False,
             execution_timeout=timeout,
         )
     except PapermillExecutionError as exc:
         # papermill counts the injected-parameters cell; report the index in the executed copy.
         raise NotebookExecutionError(source, exc.cell_index, exc.exec_count, exc.ename, exc.evalue, output) from exc
-    except Exception as exc:  # unreadable notebook, missing kernel, timeout...
-        raise NotebookExecutionError(source, None, None, type(exc).__name__, exc, output) from exc
+    except Exception as exc:  # unreadable notebook, missing kernel, timeout, a kernel that died...
+        detail = f"{exc} (kernel's own output: {kernel_log})" if kernel_log.exists() else exc
+        raise NotebookExecutionError(source, None, None, type(exc).__name__, detail, output) from exc
     if check_deprecations:
         offences = deprecation_offences(notebook)
         if offences:
@@ -102,6 +143,12 @@ def execute(
                 f"or tag the cell {ALLOWED_DEPRECATION_TAG!r} if showing the warning is the point"
             )
     return Executed(source, output, time.perf_counter() - started, notebook)
+
+
+def kernel_log_path(output: str | Path) -> Path:
+    """Where the kernel that executes into ``output`` writes its own stdout and stderr."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}.kernel.log")
 
 
 def lesson_notebooks(folder: str | Path) -> list[Path]:

@@ -1,5 +1,8 @@
 """The engine of ``make course``: papermill execution that fails loudly and names the failing cell."""
 
+import json
+from pathlib import Path
+
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
@@ -51,3 +54,26 @@ def test_cli_runs_in_order_and_exits_1_naming_the_notebook(tmp_path, capsys):
     assert code == 1
     assert "01_broken.ipynb" in err and "RuntimeError: boom" in err
     assert (folder / "ran-00").exists() and not (folder / "ran-02").exists()
+
+
+def test_kernels_run_quiet(tmp_path, capfd, monkeypatch):
+    """What a cell's subprocess prints is in the notebook and the kernel log, not on the terminal; no ipykernel
+    start-up warning (TCP without encryption) anywhere; MLflow's artifact progress bar stays out of the outputs.
+    Paths relative to the caller's folder, as ``make course`` gives them (papermill runs in the notebook's)."""
+    monkeypatch.chdir(tmp_path)
+    src = _write(tmp_path / "05_quiet.ipynb", new_code_cell(
+        "import subprocess, sys\n"
+        "subprocess.run([sys.executable, '-c', 'print(\"printed by a subprocess\")'], check=True)"),
+        new_code_cell(
+        "from mlflow.utils.file_utils import ArtifactProgressBar\n"
+        "with ArtifactProgressBar.files(desc='Downloading artifacts', total=2) as bar:\n"
+        "    bar.update(); bar.update()\n"
+        "print('after the download')"))
+    result = notebooks.execute(src.relative_to(tmp_path), Path("out") / "05_quiet.ipynb")
+    outputs = json.dumps([cell.get("outputs", []) for cell in result.notebook.cells])  # every output, any type
+    assert "printed by a subprocess" in outputs and "after the download" in outputs
+    assert "Downloading artifacts" not in outputs and "it/s" not in outputs
+    terminal = "".join(capfd.readouterr())
+    assert "printed by a subprocess" not in terminal and "without encryption" not in terminal, terminal
+    log = notebooks.kernel_log_path(tmp_path / "out" / "05_quiet.ipynb").read_text()
+    assert "printed by a subprocess" in log and "without encryption" not in log, log
