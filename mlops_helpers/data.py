@@ -50,3 +50,50 @@ def split_iris(random_state: int | None = 42, test_size: float = 0.25) -> Split:
         random_state=random_state,
     )
     return Split(X_train, X_test, y_train, y_test)
+
+
+@dataclass(frozen=True)
+class ValidationSplit:
+    """Train, validation and test rows of iris: every choice is made on validation, the test set is the final check.
+
+    ``X_train``/``y_train`` fit the models; ``X_val``/``y_val`` choose between them (a hyperparameter, a model
+    version, a quality gate); ``X_test``/``y_test`` are looked at once, for the model that was chosen. A score
+    used to pick the best of several candidates is biased upwards (the winner is partly the luckiest), so it can
+    no longer estimate how the winner does on new data: that is what the untouched test set is kept for.
+    """
+
+    X_train: pd.DataFrame
+    X_val: pd.DataFrame
+    X_test: pd.DataFrame
+    y_train: pd.Series
+    y_val: pd.Series
+    y_test: pd.Series
+
+    @property
+    def for_selection(self) -> Split:
+        """Fit on the training rows, score on the validation rows (the test rows are not in it)."""
+        return Split(self.X_train, self.X_val, self.y_train, self.y_val)
+
+    @property
+    def held_out(self) -> tuple[pd.DataFrame, pd.Series]:
+        """Every row the models were not fitted on (validation and test), as one frame and one series."""
+        return pd.concat([self.X_val, self.X_test]), pd.concat([self.y_val, self.y_test])
+
+
+def split_iris_validation(random_state: int | None = 42, validation_size: float = 0.25,
+                          test_size: float = 0.25) -> ValidationSplit:
+    """The seed's split, with a validation part carved out of its training rows.
+
+    The test rows are exactly those of :func:`split_iris` (the seed's 38 flowers with ``random_state=42``); the
+    seed's 112 training rows are split again, stratified by species, into 84 training and 28 validation rows
+    (``validation_size`` is a share of the training rows).
+    """
+    seed = split_iris(random_state, test_size=test_size)
+    X_train, X_val, y_train, y_val = train_test_split(
+        seed.X_train,
+        seed.y_train,
+        test_size=validation_size,
+        random_state=random_state,
+        stratify=seed.y_train,
+    )
+    return ValidationSplit(X_train, X_val, seed.X_test, y_train, y_val, seed.y_test)

@@ -3,7 +3,11 @@
 The maths lives here so that lesson 05 can show the loop that matters: predict a batch, compute the
 statistics, ``mlflow.log_metrics(..., step=batch)``, raise alerts, retrain.
 
-Drift is measured per feature against the training data (the *reference*) in two ways:
+Traffic is made of held-out flowers only (never a row the model was fitted on), measured again with a little
+noise; the reference (the training rows) gets the same noise model (:func:`measured`), so that healthy traffic
+and the reference differ only by sampling.
+
+Drift is measured per feature against the reference in two ways:
 
 - the two-sample Kolmogorov–Smirnov test (:func:`scipy.stats.ks_2samp`): *is* the distribution different?
   Its p-value is compared with ``alpha / n_features`` (Bonferroni), because four features tested every
@@ -26,7 +30,8 @@ from scipy import stats
 
 from .data import FEATURE_NAMES, TARGET, load_iris_frame
 
-PSI_EPSILON = 1e-4  # floor for an empty bin's share, so that log(0) never happens
+PSI_EPSILON = 1e-4
+DRIFTING_FEATURES = ("petal_length", "petal_width")  # what the simulated re-calibrated device reads too high  # floor for an empty bin's share, so that log(0) never happens
 
 
 def psi(reference, current, bins: int = 10) -> float:
@@ -68,45 +73,89 @@ def feature_drift(reference: pd.DataFrame, current: pd.DataFrame, *, alpha: floa
     return result
 
 
+def measurement_scale() -> pd.Series:
+    """Per-feature standard deviation of iris's measurements: the unit of the noise and of the drift below.
+
+    A fixed physical scale (no labels, the same for every sample), so that the reference and the traffic get
+    exactly the same noise model.
+    """
+    return load_iris_frame()[FEATURE_NAMES].std()
+
+
+def measured(X: pd.DataFrame, noise: float = 0.1, random_state=42) -> pd.DataFrame:
+    """``X`` as a new measurement would read it: Gaussian noise of ``noise`` standard deviations per feature.
+
+    Traffic is made of held-out flowers measured again; give the reference the same noise (``measured(X_train)``)
+    so that monitoring compares like with like: otherwise the noise alone is a difference between the two.
+    """
+    rng = random_state if isinstance(random_state, np.random.Generator) else np.random.default_rng(random_state)
+    scale = measurement_scale()[FEATURE_NAMES].to_numpy()
+    values = X[FEATURE_NAMES].astype(float)
+    return values + rng.normal(0, noise, values.shape) * scale
+
+
+def drifted(X: pd.DataFrame, drift_strength: float = 1.0, noise: float = 0.1, random_state=42) -> pd.DataFrame:
+    """``X`` measured again (:func:`measured`) by the drifted device: petal measurements ``drift_strength``
+    standard deviations too high. With ``drift_strength=0`` it is a healthy measurement."""
+    X = measured(X, noise, random_state)
+    scale = measurement_scale()
+    for name in DRIFTING_FEATURES:
+        X[name] += drift_strength * scale[name]
+    return X
+
+
 @dataclass(frozen=True)
 class Batch:
-    """One batch of simulated production traffic. ``y`` is the truth, which arrives late."""
+    """One batch of simulated production traffic. ``y`` is the truth, which arrives late.
+
+    ``source`` holds the iris row (index label) each traffic flower was drawn from.
+    """
 
     index: int
     X: pd.DataFrame
     y: pd.Series
     drifted: bool
+    source: np.ndarray
 
 
-def simulate_traffic(n_batches: int = 20, batch_size: int = 100, *, drift_start: int = 10,
-                     drift_strength: float = 1.0, label_shift: float = 0.5, noise: float = 0.1,
-                     random_state: int = 42) -> list[Batch]:
-    """Production traffic drawn from iris, healthy until ``drift_start``, drifting from then on.
+def simulate_traffic(X_pool: pd.DataFrame, y_pool, n_batches: int = 20, batch_size: int = 100, *,
+                     drift_start: int = 10, drift_strength: float = 1.0, label_shift: float = 0.5,
+                     noise: float = 0.1, random_state: int = 42) -> list[Batch]:
+    """Production traffic drawn from the flowers ``X_pool, y_pool`` only, healthy until ``drift_start``.
 
-    Every batch resamples iris flowers with a little measurement noise. From ``drift_start`` on:
+    Give it rows the model was not fitted on (held-out rows): traffic made of training rows would measure
+    accuracy on data the model has already seen. Every batch draws pool flowers with replacement and measures
+    them again (:func:`measured`, ``noise`` standard deviations). From ``drift_start`` on:
+
     - feature drift: the petal measurements read ``drift_strength`` standard deviations too high
       (think of a re-calibrated measuring device);
-    - label shift: a fraction ``label_shift`` of the traffic is replaced by virginica flowers (a new
-      supplier), so the prediction distribution moves too.
+    - label shift: a fraction ``label_shift`` of each batch is replaced by virginica flowers of the pool (a new
+      supplier). The rest keeps the pool's own mix, which has virginica too, so the virginica share of a drifted
+      batch is about ``label_shift + (1 - label_shift) * pool share``, not ``label_shift``.
+
     The true species are kept, so the model's accuracy really drops.
     """
     rng = np.random.default_rng(random_state)
-    iris = load_iris_frame()
-    std = iris[FEATURE_NAMES].std()
-    virginica = iris[iris[TARGET] == 2]
+    pool = X_pool[FEATURE_NAMES].assign(**{TARGET: np.asarray(y_pool).astype(int)})
+    virginica = pool[pool[TARGET] == 2]
+    if label_shift > 0 and virginica.empty:
+        raise ValueError("label_shift needs virginica flowers in the pool")
     batches = []
     for b in range(n_batches):
-        rows = iris.iloc[rng.integers(0, len(iris), batch_size)].reset_index(drop=True)
-        drifted = b >= drift_start
-        if drifted and label_shift > 0:
+        picked = pool.index[rng.integers(0, len(pool), batch_size)].to_numpy().copy()
+        is_drifted = b >= drift_start
+        if is_drifted and label_shift > 0:
             n_shift = int(round(label_shift * batch_size))
-            rows.iloc[:n_shift] = virginica.iloc[rng.integers(0, len(virginica), n_shift)].to_numpy()
-        X = rows[FEATURE_NAMES].astype(float) + rng.normal(0, noise, (batch_size, len(FEATURE_NAMES))) * std.to_numpy()
-        if drifted:
-            for name in ("petal_length", "petal_width"):
-                X[name] += drift_strength * std[name]
-        batches.append(Batch(b, X, rows[TARGET].astype(int), drifted))
+            picked[:n_shift] = virginica.index[rng.integers(0, len(virginica), n_shift)]
+        rows = pool.loc[picked].reset_index(drop=True)
+        X = drifted(rows, drift_strength if is_drifted else 0.0, noise, rng)
+        batches.append(Batch(b, X, rows[TARGET].astype(int), is_drifted, picked))
     return batches
+
+
+def class_share(batches: list[Batch], label: int = 2) -> float:
+    """Share of the flowers of ``batches`` whose true species is ``label`` (2: virginica)."""
+    return float(np.mean(np.concatenate([np.asarray(b.y) == label for b in batches])))
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,12 @@ can teach, and the tables it prints:
 - :func:`find_or_train_iris_model`: the iris model tracked earlier (lesson 01) — or, when a lesson runs on its
   own in an empty store, one trained now with :func:`mlops_helpers.tracking.train_and_log`, *saying so*;
 - :func:`ensure_champion`: a registered model with a ``champion`` alias (lesson 04 serves ``@champion``);
+- :func:`ensure_challenger`: a second, weaker version with a ``challenger`` alias (lesson 04 promotes it while a
+  server runs, to show that a running server keeps the version it loaded);
 - :func:`versions_frame` and :func:`score_versions`: versions side by side, with their accuracy.
+
+Every comparison here is on **validation** rows (:func:`mlops_helpers.data.split_iris_validation`): models are
+chosen by ``val_accuracy``; the test rows are kept for the final check of the model that was chosen.
 
 Aliases only, never stages (deprecated in MLflow 3).
 """
@@ -22,7 +27,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from . import tracking
-from .data import Split, split_iris
+from .data import split_iris_validation
 from .exceptions import RegistryError
 
 CHAMPION = "champion"
@@ -31,24 +36,26 @@ CHALLENGER = "challenger"
 
 @dataclass(frozen=True)
 class FoundModel:
-    """A logged iris model: where it is, the run that logged it, and whether it was trained just now."""
+    """A logged iris model: where it is, the run that logged it, its validation accuracy, whether it is new."""
 
     model_uri: str
     run_id: str
-    accuracy: float | None
+    accuracy: float | None  # the run's val_accuracy
     trained_now: bool
 
 
 def find_logged_iris_model() -> FoundModel | None:
-    """The best iris model already logged in the store: highest ``accuracy`` metric, the newest on ties.
+    """The best iris model already logged in the store: highest ``val_accuracy``, the earliest on ties.
 
-    Looks in every experiment (lesson 01 logs into its own), at runs that logged an ``accuracy`` metric and a
-    model. Returns ``None`` when there is none.
+    Looks in every experiment (lesson 01 logs into its own), at runs that logged a ``val_accuracy`` metric (a
+    model scored on validation rows) and a model. Runs scored only on the test rows are not candidates: choosing
+    by test accuracy would spend the test set. On a tie the earlier run wins (lesson 01's sweep goes from the
+    simplest model up). Returns ``None`` when there is none.
     """
     runs = mlflow.search_runs(
         search_all_experiments=True,
-        filter_string="metrics.accuracy >= 0",
-        order_by=["metrics.accuracy DESC", "attributes.start_time DESC"],
+        filter_string="metrics.val_accuracy >= 0",
+        order_by=["metrics.val_accuracy DESC", "attributes.start_time ASC"],
         max_results=100,
         output_format="list",
     )
@@ -58,7 +65,7 @@ def find_logged_iris_model() -> FoundModel | None:
             return FoundModel(
                 model_uri=f"models:/{outputs[0].model_id}",
                 run_id=run.info.run_id,
-                accuracy=run.data.metrics.get("accuracy"),
+                accuracy=run.data.metrics.get("val_accuracy"),
                 trained_now=False,
             )
     return None
@@ -73,7 +80,8 @@ def find_or_train_iris_model(*, random_state: int = 42, announce=print) -> Found
     found = find_logged_iris_model()
     if found is not None:
         announce(
-            f"Found the tracked iris model {found.model_uri} (run {found.run_id}, accuracy {found.accuracy:.3f})."
+            f"Found the tracked iris model {found.model_uri} (run {found.run_id}, "
+            f"validation accuracy {found.accuracy:.3f})."
         )
         return found
     announce(
@@ -81,7 +89,10 @@ def find_or_train_iris_model(*, random_state: int = 42, announce=print) -> Found
         "and logged now with mlops_helpers.tracking.train_and_log - the same model lesson 01 logs."
     )
     logged = tracking.train_and_log(
-        random_state=random_state, run_name="iris-baseline", tags={"created_by": "mlops_helpers.registry"}
+        split_iris_validation(random_state),
+        random_state=random_state,
+        run_name="iris-baseline",
+        tags={"created_by": "mlops_helpers.registry"},
     )
     return FoundModel(logged.model_uri, logged.run_id, logged.accuracy, trained_now=True)
 
@@ -109,9 +120,39 @@ def ensure_champion(model_name: str, *, random_state: int = 42, announce=print):
     return client.get_model_version(model_name, version.version)
 
 
+def ensure_challenger(model_name: str, *, C: float = 0.01, random_state: int = 42, announce=print):
+    """The ``ModelVersion`` behind ``models:/<model_name>@challenger``, creating it when missing.
+
+    Lesson 03 sets this alias on a strongly regularised model (``C=0.01``). When it is missing (lesson 04 run on its
+    own), such a model is logged, registered and given the alias now, and it is said.
+    """
+    client = MlflowClient()
+    try:
+        version = client.get_model_version_by_alias(model_name, CHALLENGER)
+        announce(f"models:/{model_name}@{CHALLENGER} is version {version.version} (registered earlier, lesson 03).")
+        return version
+    except MlflowException:
+        pass
+    logged = tracking.train_and_log(
+        split_iris_validation(random_state),
+        C=C,
+        random_state=random_state,
+        run_name="challenger",
+        registered_model_name=model_name,
+        tags={"created_by": "mlops_helpers.registry"},
+    )
+    [version] = client.search_model_versions(f"name='{model_name}' and run_id='{logged.run_id}'")
+    client.set_registered_model_alias(model_name, CHALLENGER, version.version)
+    announce(
+        f"There was no {model_name}@{CHALLENGER} in this store (lesson 03 not run here): logged a model with C={C} "
+        f"as version {version.version} of {model_name!r} and pointed '{CHALLENGER}' at it."
+    )
+    return client.get_model_version(model_name, version.version)
+
+
 def versions_frame(versions):
     """A table of ``ModelVersion`` objects (e.g. from ``search_model_versions``): one row per version, oldest
-    first, with its aliases, run and that run's ``accuracy``."""
+    first, with its aliases, run and that run's ``val_accuracy``."""
     import pandas as pd
 
     client = MlflowClient()
@@ -125,7 +166,7 @@ def versions_frame(versions):
         accuracy = None
         if mv.run_id:
             try:
-                accuracy = client.get_run(mv.run_id).data.metrics.get("accuracy")
+                accuracy = client.get_run(mv.run_id).data.metrics.get("val_accuracy")
             except MlflowException:  # the run was deleted: the version outlives it
                 accuracy = None
         rows.append(
@@ -133,7 +174,7 @@ def versions_frame(versions):
                 "version": int(mv.version),
                 "aliases": ", ".join(sorted(aliases.get((mv.name, str(mv.version)), []))) or "-",
                 "run_id": mv.run_id,
-                "accuracy": accuracy,
+                "val_accuracy": accuracy,
                 "status": mv.status,
             }
         )
@@ -142,14 +183,14 @@ def versions_frame(versions):
     return pd.DataFrame(rows).sort_values("version").set_index("version")
 
 
-def score_versions(model_name: str, versions, split: Split | None = None, random_state: int = 42):
-    """Load each version with ``mlflow.pyfunc.load_model("models:/<name>/<version>")`` and score it on the test
-    split: accuracy, number of wrong test flowers, and how many test flowers each version predicts differently
-    from the first one given."""
+def score_versions(model_name: str, versions, X, y):
+    """Load each version with ``mlflow.pyfunc.load_model("models:/<name>/<version>")`` and score it on ``X, y``
+    (give it validation rows: this table is for choosing): accuracy, number of wrong flowers, and on how many
+    flowers each version predicts differently from the first one given."""
     import numpy as np
     import pandas as pd
 
-    split = split or split_iris(random_state)
+    truth = np.asarray(y)
     predictions, rows = {}, []
     for v in versions:
         v = str(getattr(v, "version", v))
@@ -157,12 +198,12 @@ def score_versions(model_name: str, versions, split: Split | None = None, random
             model = mlflow.pyfunc.load_model(f"models:/{model_name}/{v}")
         except MlflowException as exc:
             raise RegistryError(f"cannot load models:/{model_name}/{v}: {exc.message}") from exc
-        predictions[v] = np.asarray(model.predict(split.X_test))
+        predictions[v] = np.asarray(model.predict(X))
         rows.append(
             {
                 "version": int(v),
-                "accuracy": float((predictions[v] == split.y_test.to_numpy()).mean()),
-                "wrong": int((predictions[v] != split.y_test.to_numpy()).sum()),
+                "accuracy": float((predictions[v] == truth).mean()),
+                "wrong": int((predictions[v] != truth).sum()),
             }
         )
     first = next(iter(predictions.values()))

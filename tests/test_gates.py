@@ -1,9 +1,11 @@
+import dataclasses
+
 import numpy as np
 import pytest
 from mlflow.models import infer_signature
 
 from mlops_helpers import gates, tracking
-from mlops_helpers.data import split_iris
+from mlops_helpers.data import split_iris, split_iris_validation
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +37,16 @@ def test_accuracy_and_champion_comparison():
     assert gates.not_worse_than_champion(0.96, 0.97, tolerance=0.02).passed
 
 
+def test_a_one_flower_tolerance_lets_exactly_one_more_wrong_flower_through():
+    one = gates.flowers(1, 28)
+    assert one == pytest.approx(0.0357, abs=1e-4)
+    assert gates.not_worse_than_champion(26 / 28, 27 / 28, tolerance=one).passed  # one more wrong flower passes
+    assert not gates.not_worse_than_champion(25 / 28, 27 / 28, tolerance=one).passed  # two do not
+    assert not gates.not_worse_than_champion(26 / 28, 27 / 28).passed  # tolerance 0: one flower blocks
+    assert gates.accuracy_at_least(0.7 + 0.2, 0.9).passed  # 0.8999999999999999: rounding, not a worse model
+    assert "tolerance 0.036" in gates.not_worse_than_champion(26 / 28, 27 / 28, tolerance=one).detail
+
+
 def test_signature_must_stay_the_same(split):
     sig = infer_signature(split.X_train, split.y_train.to_numpy())
     assert gates.signature_unchanged(sig, sig).passed
@@ -52,14 +64,15 @@ def test_report_passes_only_when_every_check_passed():
     assert not report.passed and report.failed == ["b"] and "BLOCK (b)" in str(report)
 
 
-def test_bad_candidate_is_blocked_before_any_server_starts(tracking_uri, split):
+def test_bad_candidate_is_blocked_before_any_server_starts(tracking_uri):
     tracking.setup_experiment(tracking_uri, "gates")
+    split = split_iris_validation(42)
     champion = tracking.train_and_log(split)
-    shuffled = split.y_train.sample(frac=1.0, random_state=0).reset_index(drop=True)
-    corrupted = type(split)(split.X_train, split.X_test, shuffled.set_axis(split.y_train.index), split.y_test)
+    shuffled = split.y_train.sample(frac=1.0, random_state=0).set_axis(split.y_train.index)
+    corrupted = dataclasses.replace(split, y_train=shuffled)
     candidate = tracking.train_and_log(corrupted)
-    report = gates.evaluate_candidate(candidate.model_uri, corrupted.X_train, corrupted.y_train, split.X_test,
-                                      split.y_test, champion_uri=champion.model_uri, min_accuracy=0.9)
+    report = gates.evaluate_candidate(candidate.model_uri, corrupted.X_train, corrupted.y_train, split.X_val,
+                                      split.y_val, champion_uri=champion.model_uri, min_accuracy=0.9)
     assert not report.passed
     assert report.failed == ["holdout accuracy", "not worse than champion", "endpoint smoke test"]
     assert "not run" in report.checks[-1].detail

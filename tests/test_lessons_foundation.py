@@ -10,7 +10,7 @@ from mlflow import MlflowClient
 from sklearn.linear_model import LogisticRegression
 
 from mlops_helpers import lessons, tracking
-from mlops_helpers.data import split_iris
+from mlops_helpers.data import split_iris, split_iris_validation
 from mlops_helpers.exceptions import ProjectError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +54,7 @@ def test_relative_sqlite_uri_is_made_absolute(tmp_path, monkeypatch):
 def test_ui_command_names_the_absolute_store_and_its_own_port(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert lessons.ui_command("sqlite:///mlflow.db") == (
-        f"mlflow ui --backend-store-uri sqlite:///{tmp_path.resolve()}/mlflow.db --port 5001"
+        f"mlflow ui --backend-store-uri sqlite:///{tmp_path.resolve()}/mlflow.db --port 5002"
     )
     assert lessons.ui_command("sqlite:////a b/m.db", port=5050) == "mlflow ui --backend-store-uri 'sqlite:////a b/m.db' --port 5050"
 
@@ -91,12 +91,15 @@ def test_lesson_00_shows_the_pipeline_and_a_reproducible_tracked_run(run_lesson,
     seed_loop = "Running data_preprocessing step\nRunning model_training step\nRunning model_deployment step"
     assert seed_loop in text  # practice question 3, answer C
     assert "Running model_evaluation step" in text and ">= 0.9: ready to deploy" in text
+    three = split_iris_validation(42)  # the gate decides on the validation rows
+    gated = LogisticRegression(max_iter=200).fit(three.X_train, three.y_train).score(three.X_val, three.y_val)
+    assert f"  validation accuracy {gated:.3f}\n" in text
     assert "SyntaxError on line 2: expected ':'" in text  # practice question 4, answer D
     assert "ConnectionError: the app gets no prediction" in text
     runs = runs_of("t00", tracking_uri)
     assert len(runs) == 2 and {r.info.status for r in runs} == {"FINISHED"}
     assert [r.data.metrics["accuracy"] for r in runs] == [expected_accuracy()] * 2  # tracked and reproducible
-    assert f"runs:/{runs[-1].info.run_id}/model" in text  # the serving command names the lesson's run
+    assert f"runs:/{runs[-1].info.run_id}/model -p 5001 --env-manager local" in text  # lesson 04's port
 
 
 def test_lesson_01_logs_the_seed_run_the_mlflow3_run_and_the_sweep(run_lesson, tracking_uri):
@@ -120,20 +123,27 @@ def test_lesson_01_logs_the_seed_run_the_mlflow3_run_and_the_sweep(run_lesson, t
     sweep = [r for r in runs if r.data.tags.get("sweep") == "C"]
     by_C = {float(r.data.params["C"]): r for r in sweep}
     assert sorted(by_C) == C_values
-    for C, run in by_C.items():
+    three = split_iris_validation(42)
+    for C, run in by_C.items():  # each scored on the 28 validation flowers, fitted on the 84 training rows
         assert run.data.params["max_iter"] == "200"
-        assert run.data.metrics["accuracy"] == pytest.approx(expected_accuracy(C=C))
+        fitted = LogisticRegression(max_iter=200, C=C, random_state=42).fit(three.X_train, three.y_train)
+        assert run.data.metrics["val_accuracy"] == pytest.approx(fitted.score(three.X_val, three.y_val))
+        assert "accuracy" not in run.data.metrics
 
-    best = max(sweep, key=lambda r: r.data.metrics["accuracy"])
-    assert best.data.metrics["accuracy"] > min(r.data.metrics["accuracy"] for r in sweep)  # a real choice here
-    assert f"best run: {best.info.run_id}  C={best.data.params['C']}" in text
+    best = max(sweep, key=lambda r: r.data.metrics["val_accuracy"])
+    assert best.data.metrics["val_accuracy"] > min(r.data.metrics["val_accuracy"] for r in sweep)  # a real choice
+    assert f"best run: {best.info.run_id}  C={best.data.params['C']}  validation accuracy=" in text
+    # the final check: the chosen run alone gets a test score, the one its model really has
     model = mlflow.pyfunc.load_model(f"runs:/{best.info.run_id}/model")
-    split = split_iris(42)
-    assert (model.predict(split.X_test) == split.y_test).mean() == pytest.approx(expected_accuracy(C=0.1))
+    test_accuracy = float((model.predict(three.X_test) == three.y_test).mean())
+    assert best.data.metrics["test_accuracy"] == pytest.approx(test_accuracy)
+    assert [r for r in sweep if "test_accuracy" in r.data.metrics] == [best]
+    assert f"final check of C={best.data.params['C']}: test accuracy {test_accuracy:.3f} on 38 flowers" in text
     assert "confusion_matrix.png" in [a.path for a in MlflowClient().list_artifacts(best.info.run_id)]
     assert any("image/png" in o.get("data", {}) for c in done.notebook.cells for o in c.get("outputs", []))
 
-    assert f"mlflow ui --backend-store-uri {tracking_uri} --port 5001" in text
+    assert f"mlflow ui --backend-store-uri {tracking_uri} --port 5002" in text
+    assert "then open http://127.0.0.1:5002" in text
 
 
 @pytest.mark.full

@@ -12,6 +12,7 @@ import pytest
 from mlflow import MlflowClient
 
 from mlops_helpers import tracking
+from mlops_helpers.data import split_iris_validation
 from mlops_helpers.exceptions import NotebookExecutionError
 from mlops_helpers.notebooks import cell_text, execute
 from mlops_helpers.serving import free_port, port_is_free
@@ -34,9 +35,12 @@ def lesson(tracking_uri, tmp_path):
 
 
 def lesson_01_state(tracking_uri):
-    """What lesson 01 leaves: a small sweep of logged iris models in its own experiment (C=1.0 is the best)."""
+    """What lesson 01 leaves: a small sweep of iris models scored on validation rows (C=1.0 is the best), and a
+    model scored on the test rows only (the "MLflow 3 way" run), which must never be chosen."""
     tracking.setup_experiment(tracking_uri, "lesson-01-like")
-    sweep = {C: tracking.train_and_log(C=C, run_name=f"C={C}") for C in (0.01, 1.0, 0.05)}
+    split = split_iris_validation(42)
+    sweep = {C: tracking.train_and_log(split, C=C, run_name=f"C={C}") for C in (0.01, 1.0, 0.05)}
+    tracking.train_and_log(C=5.0, run_name="mlflow3-way")
     return sweep
 
 
@@ -55,14 +59,20 @@ def test_03_on_its_own_in_an_empty_store(lesson, tracking_uri):
     assert aliases(client, "iris-03") == {"champion": "1", "challenger": "2"}  # rolled back to version 1
     baseline = client.get_run(versions["1"].run_id)
     challenger = client.get_run(versions["2"].run_id)
-    assert baseline.data.tags["created_by"] == "mlops_helpers.registry" and baseline.data.metrics["accuracy"] == 1.0
-    assert challenger.data.params["C"] == "0.01" and challenger.data.metrics["accuracy"] == pytest.approx(34 / 38)
-    assert "0.895 vs champion 1.000" in client.get_model_version("iris-03", "2").tags["validation"]
+    # every choice on the 28 validation flowers: no run of the lesson logged a test score
+    assert baseline.data.tags["created_by"] == "mlops_helpers.registry"
+    assert baseline.data.metrics == {"val_accuracy": pytest.approx(27 / 28)}
+    assert challenger.data.params["C"] == "0.01"
+    assert challenger.data.metrics == {"val_accuracy": pytest.approx(25 / 28)}
+    assert "0.893 vs champion 0.964" in client.get_model_version("iris-03", "2").tags["validation"]
     assert all(v.current_stage in (None, "None") for v in versions.values())  # aliases, never stages
 
-    assert "@champion is now version 2: accuracy 0.895" in text  # the bad promotion...
-    assert "@champion is back on version 1: accuracy 1.000" in text  # ...and the rollback
+    assert "@champion is now version 2: validation accuracy 0.893" in text  # the bad promotion...
+    assert "@champion is back on version 1: validation accuracy 0.964" in text  # ...and the rollback
     assert "does not replace the champion" in text
+    split = split_iris_validation(42)  # the final check, once, on the test rows
+    final = mlflow.pyfunc.load_model("models:/iris-03/1").predict(split.X_test)
+    assert f"@champion (version 1): test accuracy {(final == split.y_test).mean():.3f} on 38 flowers" in text
 
 
 def test_03_after_lesson_01_registers_the_tracked_model_and_shows_it_in_the_ui(lesson, tracking_uri):
@@ -71,14 +81,35 @@ def test_03_after_lesson_01_registers_the_tracked_model_and_shows_it_in_the_ui(l
     result = lesson("03_model_versions.ipynb", model_name="iris-03", ui_port=ui_port)
     text = result.outputs_text()
     best = sweep[1.0]
-    assert f"Found the tracked iris model {best.model_uri} (run {best.run_id}, accuracy 1.000)" in text
+    assert f"Found the tracked iris model {best.model_uri} (run {best.run_id}, validation accuracy 0.964)" in text
 
     client = MlflowClient(tracking_uri)
     assert str(client.get_model_version_by_alias("iris-03", "champion").run_id) == best.run_id
-    assert len(mlflow.search_runs(search_all_experiments=True, output_format="list")) == 4  # 3 + the challenger
+    assert len(mlflow.search_runs(search_all_experiments=True, output_format="list")) == 5  # 4 + the challenger
     assert f"mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1 --port {ui_port}" in text
     assert "the UI's server sees these aliases: {'challenger': '2', 'champion': '1'}" in text
     assert "UI stopped." in text and port_is_free(ui_port)
+
+
+def check_alias_demo(text, tracking_uri, champion="1", challenger="2"):
+    """The promotion while the server runs: computed here from the two registered versions, independently."""
+    import pandas as pd
+
+    from mlops_helpers.data import TARGET_NAMES, split_iris
+
+    mlflow.set_tracking_uri(tracking_uri)
+    split = split_iris(42)
+    flowers = pd.concat([split.X_train, split.X_test])
+    old, new = (mlflow.pyfunc.load_model(f"models:/iris-04/{v}").predict(flowers) for v in (champion, challenger))
+    first = int((old != new).argmax())
+    assert old[first] != new[first]
+    old, new = TARGET_NAMES[old[first]], TARGET_NAMES[new[first]]
+    assert f"the server says {old}: it serves version {champion}" in text
+    assert f"load_model('models:/iris-04@champion') now says {new}: version {challenger}" in text
+    assert f"the running server still says {old}: version {champion}" in text  # the alias moved, the server did not
+    assert f"the server now says {new}: version {challenger}" in text  # after the restart
+    assert f"the running server still says {new}: version {challenger} until it is restarted" in text  # rollback
+    assert aliases(MlflowClient(tracking_uri), "iris-04") == {"champion": champion, "challenger": challenger}
 
 
 def check_04_outputs(text, port, version):
@@ -104,7 +135,8 @@ def test_04_on_its_own_in_an_empty_store(lesson, tracking_uri):
     assert "There was no iris-04@champion in this store" in text
     check_04_outputs(text, port, version=1)
     assert port_is_free(port)
-    assert aliases(MlflowClient(tracking_uri), "iris-04") == {"champion": "1"}
+    assert "There was no iris-04@challenger in this store" in text
+    check_alias_demo(text, tracking_uri)
     plots = [o for c in result.notebook.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(plots) == 1  # the latency histogram
 
@@ -116,6 +148,8 @@ def test_04_after_03_in_the_same_store_serves_the_champion(lesson, tracking_uri)
     text = lesson("04_serving.ipynb", model_name="iris-04", port=port, n_requests=40).outputs_text()
     assert "registered earlier, lesson 03" in text and "No logged iris model" not in text
     check_04_outputs(text, port, version=1)
+    check_alias_demo(text, tracking_uri)
+    assert "models:/iris-04@challenger is version 2 (registered earlier, lesson 03)" in text
     client = MlflowClient(tracking_uri)
     assert len(client.search_model_versions("name='iris-04'")) == 2  # lesson 04 registered nothing new
 

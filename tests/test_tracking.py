@@ -1,5 +1,6 @@
 import mlflow
 import pytest
+from sklearn.linear_model import LogisticRegression
 from mlflow import MlflowClient
 
 from mlops_helpers import tracking
@@ -62,6 +63,20 @@ def test_train_and_log_records_params_metric_and_a_loadable_model(tracking_uri):
 
     X_test = split_iris(42).X_test
     assert (model.predict(X_test) == result.model.predict(X_test)).all()
+
+
+def test_train_and_log_on_a_validation_split_scores_validation_rows_and_never_the_test_rows(tracking_uri):
+    from mlops_helpers.data import split_iris_validation
+
+    tracking.setup_experiment(tracking_uri, "unit-train-val")
+    split = split_iris_validation(42)
+    result = tracking.train_and_log(split, C=0.01)
+    metrics = MlflowClient().get_run(result.run_id).data.metrics
+    assert result.metric == "val_accuracy" and set(metrics) == {"val_accuracy"}  # no test metric logged
+    assert metrics["val_accuracy"] == pytest.approx(25 / 28) == pytest.approx(result.accuracy)
+    assert result.model.n_features_in_ == 4 and len(result.model.coef_) == 3
+    refit = LogisticRegression(C=0.01, max_iter=200, random_state=42).fit(split.X_train, split.y_train)
+    assert (refit.predict(split.X_test) == result.model.predict(split.X_test)).all()  # fitted on the 84 rows
 
 
 def test_artifacts_go_beside_the_sqlite_database_not_into_the_working_directory(tmp_path, monkeypatch):

@@ -111,9 +111,9 @@ def test_lesson_01_runs_all_cells_in_jupyterlab(page, lab, course):
     client = MlflowClient(f"sqlite:///{store}")
     experiment = client.get_experiment_by_name("01-experiment-tracking")
     runs = client.search_runs([experiment.experiment_id], "tags.sweep = 'C'",
-                              order_by=["metrics.accuracy DESC", "attributes.start_time ASC"])
+                              order_by=["metrics.val_accuracy DESC", "attributes.start_time ASC"])
     assert run_id == runs[0].info.run_id
-    assert f"accuracy={runs[0].data.metrics['accuracy']:.3f}" in best
+    assert f"validation accuracy={runs[0].data.metrics['val_accuracy']:.3f}" in best
     seed_output = page.get_by_text(re.compile(r"Logged model with accuracy: \d\.\d\d"))
     seed_output.scroll_into_view_if_needed()
     assert seed_output.is_visible()
