@@ -299,6 +299,30 @@ def linked_submission(course: Course, assignment: str, student: str) -> str | No
     return None
 
 
+class TimestampError(AutograderError):
+    """A submission's timestamp.txt holds something that is not a date."""
+
+
+def submission_timestamp(folder: Path):
+    """The submission time in ``folder/timestamp.txt`` (nbgrader's ``get_existing_timestamp``), None when there is
+    no such file or it is empty; :class:`TimestampError` naming the file when it is not a date. A link is not
+    followed and at most 1 kB is read (the file comes from the student's side of the exchange)."""
+    from nbgrader.utils import parse_utc
+
+    path = Path(folder) / "timestamp.txt"
+    if path.is_symlink() or not path.is_file():
+        return None
+    with open(path, "rb") as fh:
+        text = fh.read(1024).decode("utf-8", "replace").strip()
+    if not text:
+        return None
+    try:
+        return parse_utc(text)
+    except (ValueError, OverflowError):
+        raise TimestampError(f"{path.name} of this submission is not a date ({text[:40]!r}): not graded; fix or "
+                             "remove it (nbgrader refuses it too)") from None
+
+
 def _ignored(course: Course, relpath: str) -> bool:
     ignore = list(course.coursedir.ignore) + [".ipynb_checkpoints", "__pycache__"]
     return any(fnmatch.fnmatch(part, pattern) for part in relpath.split("/") for pattern in ignore)
@@ -405,8 +429,10 @@ def record(course: Course, job: GradeJob, result: GradeResult, settings: Autogra
     from nbgrader.preprocessors import AssignLatePenalties, SaveAutoGrades
 
     assignment, student = job.assignment, job.student_id
+    if result.notebooks and not any(nb.recorded for nb in result.notebooks):
+        return  # no notebook could be run at all (e.g. a kernel of another language): nothing written, as nbgrader
     submitted = course.path(course.coursedir.submitted_directory, student, assignment)
-    timestamp = course.coursedir.get_existing_timestamp(str(submitted))
+    timestamp = submission_timestamp(submitted)
     with Gradebook(course.db_url, course.course_id or None) as gb, warnings.catch_warnings():
         # nbgrader's update_or_create_submission trips SQLAlchemy autoflush warnings ("not in session"); they are
         # nbgrader's own (plain autograde prints them too) and harmless.
@@ -595,6 +621,11 @@ def grade_assignment(assignment: str, *, root=None, students=None, workers: int 
         why = linked_submission(course, assignment, student)
         if why:
             results.append(missing_result(student, specs, why))
+            continue
+        try:
+            submission_timestamp(course.path(course.coursedir.submitted_directory, student, assignment))
+        except TimestampError as exc:
+            results.append(error_result_for(student, specs, str(exc)))
             continue
         job = build_job(course, assignment, student, specs, limits, sandbox, execute, settings.exclude_overwriting)
         if all(raw is None for raw in job.notebooks.values()):

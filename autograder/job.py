@@ -136,7 +136,8 @@ class NotebookResult:
     nbgrader metadata intact, ready for nbgrader's ``SaveAutoGrades`` / ``GenerateFeedback``; None if none could be
     produced (missing / invalid notebook). scores: grade_id -> (score, max_score) for every graded cell of the spec,
     computed with ``nbgrader.utils.determine_grade``; score is None for manually graded cells that the student
-    answered (they need a human), 0 for unanswered ones (nbgrader's rule).
+    answered (they need a human), 0 for unanswered ones (nbgrader's rule). recorded: False when nothing may be
+    written for this notebook (its kernel cannot be run here: nbgrader writes nothing then either).
     """
 
     name: str
@@ -144,6 +145,7 @@ class NotebookResult:
     reason: str
     graded: bytes | None
     scores: dict[str, tuple[float | None, float]]
+    recorded: bool = True
 
     @property
     def score(self) -> float:

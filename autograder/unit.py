@@ -30,11 +30,14 @@ MISSING_CELL_NOTE = "This cell (id:{grade_id}) was missing from the submission. 
 
 
 class StepFailed(Exception):
-    """A step found a student-caused problem that ends this notebook's grading with ``status``."""
+    """A step found a student-caused problem that ends this notebook's grading with ``status``.
 
-    def __init__(self, status: str, reason: str):
+    ``recorded=False``: nothing is to be written for the notebook (see NotebookResult.recorded).
+    """
+
+    def __init__(self, status: str, reason: str, recorded: bool = True):
         super().__init__(reason)
-        self.status, self.reason = status, reason
+        self.status, self.reason, self.recorded = status, reason, recorded
 
 
 @dataclass
@@ -101,7 +104,7 @@ class CheckKernel:
         if language.lower() == "python" or name.lower().startswith("python"):
             return nb
         raise StepFailed("error", f"kernel {name!r} (language {language or 'unknown'}) cannot be run here: this "
-                                  "grader runs Python kernels only")
+                                  "grader runs Python kernels only", recorded=False)
 
 
 class ClearOutputs:
@@ -649,7 +652,8 @@ def grade_notebook(raw: bytes | None, spec: NotebookSpec, limits: Limits, scratc
             nb = step(nb, ctx)
         scores = ScoreCells(by_outputs=not execute)(nb, ctx)
     except StepFailed as failed:
-        return NotebookResult(spec.name, failed.status, failed.reason, None, _zero_scores(spec))
+        return NotebookResult(spec.name, failed.status, failed.reason, None, _zero_scores(spec),
+                              recorded=failed.recorded)
     # scores for spec cells the notebook lost anyway (cannot happen after RestoreCells, but be total)
     for gid, value in _zero_scores(spec).items():
         scores.setdefault(gid, value)
