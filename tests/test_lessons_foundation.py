@@ -1,6 +1,7 @@
 """Lessons 00–02 executed headless (papermill, temporary store), asserting what they produced; lessons.py helpers."""
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -163,3 +164,48 @@ def test_lesson_02_runs_the_project_twice_with_the_same_result(run_lesson, track
     assert "same coefficients: True" in text
     for run in runs:
         assert f"run ID:   {run.info.run_id}" in text or f"run ID: {run.info.run_id}" in text
+
+
+# ---------------------------------------------------------------- one port plan, one MLflow UI path
+
+
+def _parameters(name):
+    import ast
+    import json
+
+    cells = json.loads((ROOT / "notebooks" / name).read_text())["cells"]
+    [cell] = [c for c in cells if "parameters" in c["metadata"].get("tags", [])]
+    tree = ast.parse("".join(cell["source"]))
+    return {t.id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+            for t in node.targets}
+
+
+def _prose(path):
+    import json
+
+    if path.suffix != ".ipynb":
+        return path.read_text()
+    return "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"])
+
+
+def test_one_port_plan_in_lessons_helpers_and_docs():
+    assert _parameters("04_serving.ipynb")["port"] == 5001  # the model server
+    assert _parameters("03_model_versions.ipynb")["ui_port"] == lessons.UI_PORT == 5002  # the MLflow UI
+    assert _parameters("05_monitoring.ipynb")["port"] == _parameters("06_automation.ipynb")["port"] == 5003
+    texts = {p.name: _prose(p) for p in [ROOT / "README.md", ROOT / "docs" / "troubleshooting.md",
+                                          *sorted((ROOT / "notebooks").glob("*.ipynb"))]}
+    for name, text in texts.items():
+        assert not re.search(r"mlflow ui[^\n`]*--port 500[13-9]", text), name  # 5000 only as the seed's problem
+        assert not re.search(r"mlflow models serve[^\n`]*-p 500[2-9]", text), name
+        assert not re.search(r"UI on 5001|5001 for the UI", text), name
+
+
+def test_one_mlflow_ui_path_in_lessons_and_docs():
+    within_a_paragraph = r"(?:(?!\n\n).)*?"
+    path = re.compile(rf"\*\*Model training\*\*{within_a_paragraph}→ \*\*Experiments\*\* →{within_a_paragraph}→ \*\*Runs\*\*",
+                      re.S)
+    for name in ("README.md", "docs/troubleshooting.md", "notebooks/01_experiment_tracking.ipynb",
+                 "notebooks/03_model_versions.ipynb"):
+        text = _prose(ROOT / name)
+        assert path.search(text), name
+        assert "Training runs" not in text, name
