@@ -159,3 +159,12 @@ def test_drifted_measurement_moves_only_the_petals_by_the_drift_strength():
     np.testing.assert_allclose(shift["petal_length"], scale["petal_length"])
     np.testing.assert_allclose(shift["petal_width"], scale["petal_width"])
     assert m.drifted(SPLIT.X_val, 0.0, noise=0.0).equals(SPLIT.X_val.astype(float))
+
+
+def test_psi_alone_would_cry_wolf_on_healthy_batches_the_ks_test_does_not(model_and_reference):
+    """What lesson 05 says: on 100-row batches PSI is noisy, so an alert needs a significant KS test too."""
+    _, reference = model_and_reference
+    drift = [m.feature_drift(reference, b.X) for b in traffic(100, 100, drift_start=999, random_state=1)]
+    psi_alone = np.mean([max(d.psi for d in batch) > m.Thresholds().psi for batch in drift])
+    both = np.mean([any(d.drifted for d in batch) for batch in drift])
+    assert psi_alone > 0.5 and both <= 0.05
