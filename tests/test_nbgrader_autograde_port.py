@@ -467,7 +467,7 @@ def test_late_submission_penalty_zero(course, db):
         assert (nb.score, submission.total_seconds_late, nb.late_submission_penalty) == (2, 3600, 2)
 
     course.make_file("submitted/bar/ps1/timestamp.txt", DUEDATE)
-    course.grade("--force")
+    course.grade("--force", "--student", "bar")  # (nbgrader's test regrades both; only bar's changed)
     with course.gradebook() as gb:
         submission, nb = _submitted_notebook(gb, "bar")
         assert (nb.score, submission.total_seconds_late, nb.late_submission_penalty) == (2, 0, None)
@@ -976,11 +976,11 @@ def test_infinite_loop(course, db):
     course.generate()
     course.copy("infinite-loop.ipynb", "submitted/foo/ps1/p1.ipynb")
     started = time.monotonic()
-    rows = course.grade("--timeout", "25")  # a notebook limit, so that ignoring the 1 s fails in 25 s, not 60
+    rows = course.grade("--timeout", "25")  # a notebook limit: ignoring the 1 s fails after 25 s, not 60
     elapsed = time.monotonic() - started
     assert rows["foo"]["status"] == "timeout", rows
     assert course.path("autograded/foo/ps1/p1.ipynb").is_file()
-    assert elapsed < 15, f"{elapsed:.0f} s: the configured 1 s cell timeout was not used"
+    assert elapsed < 20, f"{elapsed:.0f} s: the configured 1 s cell timeout was not used"
 
 
 def test_infinite_loop_with_output(course, db):
