@@ -373,26 +373,41 @@ def error_result_for(student: str, specs, reason: str) -> GradeResult:
                        score=0.0, max_score=float(sum(spec.max_score for spec in specs)))
 
 
+def preflight(limits: Limits, sandbox: bool) -> None:
+    """Start one grading kernel, exactly as for a submission, before grading anything (about 2 s).
+
+    When none can start (bubblewrap refusing, a broken kernelspec or venv, a ``--memory`` too small), this is one
+    instructor-side error (exit 2) saying why, instead of the status ``error`` for every submission. For a memory
+    limit in which no kernel starts, the message names the smallest value that works.
+    """
+    from .unit import kernel_starts, probe_kernel
+
+    why = probe_kernel(limits.memory_mb, sandbox)
+    if why is None:
+        return
+    if limits.memory_mb < Limits().memory_mb and not kernel_starts(limits.memory_mb) \
+            and kernel_starts(Limits().memory_mb):
+        check_memory_limit(limits.memory_mb)
+    raise AutograderError(f"no grading kernel can start here{' in the sandbox' if sandbox else ''}, so no "
+                          f"submission was graded: {why}")
+
+
 def check_memory_limit(memory_mb: int) -> None:
     """Refuse (instructor error) a ``--memory`` in which a kernel cannot even start, naming the smallest that works.
 
-    Otherwise every submission would end as ``error`` or ``kernel_died``. The default is known to work; a smaller
-    value is tried by starting a real kernel under that limit (about 2 s), and when it fails, the smallest value
-    that starts one is searched (to 32 MB) and named.
+    Near that threshold a kernel fails in varied ways (dies at start, or a thread that could not get its stack
+    leaves it unanswering), so the search is coarse and asks for two starts in a row: the first of 512, 768, 1024,
+    ... MB above ``memory_mb`` where a kernel starts twice is named.
     """
     from .unit import kernel_starts
 
     if memory_mb >= Limits().memory_mb or kernel_starts(memory_mb):
         return
-    low, high = memory_mb, Limits().memory_mb
-    while high - low > 32:
-        middle = (low + high) // 2
-        if kernel_starts(middle):
-            high = middle
-        else:
-            low = middle
+    default = Limits().memory_mb
+    works = next((m for m in range(512, default + 1, 256) if m > memory_mb and kernel_starts(m) and kernel_starts(m)),
+                 default)
     raise AutograderError(f"--memory {memory_mb} is too small for a Python kernel to start here; the smallest "
-                          f"value that works is about {high} MB (give a margin for the students' code)")
+                          f"value that works is about {works} MB (give a margin for the students' code)")
 
 
 def error_result(job: GradeJob, reason: str, seconds: float = 0.0) -> GradeResult:
@@ -602,7 +617,7 @@ def grade_assignment(assignment: str, *, root=None, students=None, workers: int 
         if not specs:
             raise AutograderError(f"no notebook of {assignment!r} matches --notebook {notebook!r}")
     if execute:
-        check_memory_limit(limits.memory_mb)
+        preflight(limits, sandbox)
     submitted, missing = find_students(course, assignment, students, settings.student_id_exclude)
     grade_fn = grade_fn or _default_grade_fn()
 

@@ -141,13 +141,33 @@ def bwrap_args(scratch: Path, workdir: Path, uid: int, extra_ro: tuple[Path, ...
         args += ["--ro-bind", str(path), str(path)]
     args += ["--bind", str(scratch), str(scratch), "--chdir", str(workdir),
              "--clearenv",
-             "--setenv", "PATH", f"{Path(sys.prefix) / 'bin'}:/usr/local/bin:/usr/bin:/bin"]
+             "--setenv", "PATH", f"{Path(sys.prefix).resolve() / 'bin'}:/usr/local/bin:/usr/bin:/bin"]
     for key, value in kernel_environment(scratch, workdir).items():
         args += ["--setenv", key, value]
     args += ["--",
              shutil.which("setpriv") or "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
              "--bounding-set=-all", "--inh-caps=-all", "--no-new-privs"]
     return args
+
+
+def sandboxed_command(kernel_cmd: list[str]) -> list[str]:
+    """The kernel command with the interpreter named by its real folder, as the sandbox binds it.
+
+    The sandbox binds the venv and the Python installation at their resolved paths; a venv reached through a
+    link (``.venv`` -> elsewhere, or a course folder that is itself a link) would otherwise name an interpreter
+    the sandbox cannot see ("Kernel died before replying to kernel_info" for every submission). Only the venv
+    folder is resolved, not ``bin/python`` itself (a link to the base interpreter: following it would lose the venv).
+    """
+    if not kernel_cmd:
+        return kernel_cmd
+    exe = Path(kernel_cmd[0])
+    for prefix in {Path(sys.prefix), Path(sys.prefix).absolute()}:
+        try:
+            rel = exe.relative_to(prefix)
+        except ValueError:
+            continue
+        return [str(Path(sys.prefix).resolve() / rel), *kernel_cmd[1:]]
+    return kernel_cmd
 
 
 def kernel_environment(scratch: Path, workdir: Path) -> dict[str, str]:
@@ -277,7 +297,7 @@ class SandboxedKernelManager(AsyncKernelManager):
             if self.uid is not None:
                 os.chown(self.connection_file, self.uid, self.uid)
             kernel_cmd = [*rlimit_args(self.memory_mb, self.max_processes),
-                          *bwrap_args(self.scratch, self.workdir, self.uid), *kernel_cmd]
+                          *bwrap_args(self.scratch, self.workdir, self.uid), *sandboxed_command(kernel_cmd)]
             kw.pop("cwd", None)
         else:
             kernel_cmd = [*rlimit_args(self.memory_mb, None), *kernel_cmd]

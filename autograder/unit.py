@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import json
+import queue
 import secrets
 import shutil
 import tempfile
@@ -266,41 +267,73 @@ def guard_install_code() -> str:
             f"_m.GUARD = _m.Guard()\n_s.modules[{GUARD_MODULE!r}] = _m\ndel _s, _t, _m\n")
 
 
-def kernel_starts(memory_mb: int, timeout: float = 15) -> bool:
-    """Whether a grading kernel starts and installs the guard under an address-space limit of ``memory_mb``.
+def probe_kernel(memory_mb: int, sandbox: bool, timeout: float = 20) -> str | None:
+    """Start one grading kernel as the grader starts one (sandboxed or not, under ``memory_mb``) and install the
+    guard in it; None when that works, else why (with the end of the kernel's own output).
 
-    A real kernel, started as the grader starts one (without the sandbox, which changes nothing to the memory a
-    kernel needs): used to refuse a ``--memory`` too small for any submission before grading a whole class.
+    The grader does this before grading anything, so that a machine or a setting on which no kernel can start
+    (bubblewrap refusing, a broken kernelspec, a ``--memory`` too small) is one clear error instead of the status
+    ``error`` for every submission.
     """
-    from .sandbox import SandboxedKernelManager
+    from .sandbox import SandboxedKernelManager, prepare_scratch, sandbox_uid
 
-    scratch = Path(tempfile.mkdtemp(prefix="autograder-probe-"))
+    root = Path(tempfile.mkdtemp(prefix="autograder-probe-"))
+    scratch, log = root / "sandbox", root / "kernel.log"
 
-    async def probe() -> bool:
-        for sub in ("work", "home", "ipc"):
-            (scratch / sub).mkdir()
+    async def probe() -> str | None:
+        prepare_scratch(scratch, sandbox_uid() if sandbox else None)
+        ipc = scratch / "ipc"
+        ipc.mkdir(mode=0o700)
+        if sandbox:
+            import os
+
+            os.chown(ipc, sandbox_uid(), sandbox_uid())
         km = SandboxedKernelManager(scratch=scratch, workdir=scratch / "work", memory_mb=memory_mb,
-                                    log_path=scratch / "kernel.log",
-                                    max_processes=Limits().max_processes, sandbox=False, kernel_name="python3",
-                                    transport="ipc", ip=str(scratch / "ipc" / "k"),
-                                    connection_file=str(scratch / "ipc" / "kernel.json"))
-        await km.start_kernel()
+                                    max_processes=Limits().max_processes, sandbox=sandbox, log_path=log,
+                                    kernel_name="python3", transport="ipc", ip=str(ipc / "k"),
+                                    connection_file=str(ipc / "kernel.json"))
+        try:
+            await km.start_kernel()
+        except Exception as exc:  # noqa: BLE001 - reported, with the reason
+            return f"the kernel could not be launched: {type(exc).__name__}: {exc}"
         kc = km.client()
         kc.start_channels()
         try:
             await kc._async_wait_for_ready(timeout=timeout)
-            reply = await kc._async_execute_interactive(guard_install_code(), silent=True, timeout=timeout)
-            return reply["content"]["status"] == "ok"
-        except (RuntimeError, TimeoutError):
-            return False
+            # judged by the shell reply alone, as the grader's own requests are (iopub plays no part here)
+            msg_id = kc.execute(guard_install_code(), silent=True, store_history=False, allow_stdin=False)
+            deadline = time.monotonic() + timeout
+            while True:
+                msg = await kc._async_get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
+                if msg["parent_header"].get("msg_id") == msg_id:
+                    break
+            content = msg["content"]
+            if content["status"] != "ok":
+                return f"the grader's guard failed in the kernel: {content.get('ename')}: {content.get('evalue')}"
+            return None
+        except (RuntimeError, TimeoutError) as exc:
+            return f"{exc}"
+        except queue.Empty:
+            return f"the kernel did not answer within {timeout:g} s"
         finally:
             kc.stop_channels()
             await km.shutdown_kernel(now=True)
 
     try:
-        return _run_async(probe())
+        why = _run_async(probe())
+        if why and log.is_file():
+            tail = [line for line in log.read_text(errors="replace").splitlines() if line.strip()][-3:]
+            if tail:
+                why += " -- the kernel said: " + " | ".join(line.strip()[:200] for line in tail)
+        return why
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def kernel_starts(memory_mb: int) -> bool:
+    """Whether a grading kernel starts under ``memory_mb`` (unsandboxed: the sandbox changes nothing to the memory
+    a kernel needs)."""
+    return probe_kernel(memory_mb, sandbox=False) is None
 
 
 def _make_client_class():

@@ -1,0 +1,68 @@
+"""Before grading anything, the grader starts one kernel exactly as for a submission: a machine or setting on which
+none can start is one instructor error (exit 2) saying why, never the status ``error`` for every student. And the
+sandbox works when the course's venv is reached through a link (it used to kill every kernel at start)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nbgrader_course import autograder_cli, env, generated_docs_course  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.sandbox
+
+
+@pytest.fixture
+def course(generated_docs_course, tmp_path):
+    dest = tmp_path / "course"
+    shutil.copytree(generated_docs_course, dest)
+    return dest
+
+
+def test_a_venv_reached_through_a_link_grades(course, tmp_path, grading_sandbox):
+    venv = Path(sys.prefix)
+    link = tmp_path / "linked-venv"
+    os.symlink(venv, link)
+    python = link / "bin" / Path(sys.executable).name
+    proc = subprocess.run([str(python), "-m", "autograder", "grade", "ps1", "--json", "--student", "hacker"],
+                          cwd=course, env={**env(), "PATH": f"{link / 'bin'}{os.pathsep}{os.environ['PATH']}"},
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (row,) = json.loads(proc.stdout)
+    assert (row["status"], row["score"]) == ("ok", 3.0), row
+
+
+def test_no_kernel_can_start_is_one_error_before_grading(course, tmp_path, grading_sandbox):
+    """A bubblewrap that passes the grader's check but cannot start a kernel: exit 2 with bubblewrap's own words,
+    and nothing graded or recorded."""
+    real = shutil.which("bwrap")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    fake = bindir / "bwrap"
+    fake.write_text(f'#!/bin/sh\ncase "$*" in *" /bin/true") exec {real} "$@";; esac\n'
+                    'echo "bwrap: Creating new namespace failed: simulated for this test" >&2\nexit 1\n')
+    fake.chmod(0o755)
+    proc = subprocess.run(
+        [sys.executable, "-m", "autograder", "grade", "ps1", "--json"], cwd=course,
+        env={**env(), "PATH": f"{bindir}{os.pathsep}{env()['PATH']}"}, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "no grading kernel can start here in the sandbox" in proc.stderr
+    assert "simulated for this test" in proc.stderr
+    assert proc.stdout == ""
+    assert not (course / "autograded").exists()
+
+
+def test_memory_too_small_names_the_smallest_that_works(course):
+    proc = autograder_cli(course, "grade", "ps1", "--memory", "200")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    message = proc.stderr.strip().splitlines()[-1]
+    assert message.startswith("error: --memory 200 is too small for a Python kernel to start here")
+    smallest = int(message.split("works is about ")[1].split(" MB")[0])
+    assert 200 < smallest <= 2048
+    assert not (course / "autograded").exists()
