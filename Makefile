@@ -35,7 +35,7 @@ $(STAMP): requirements.lock pyproject.toml Makefile
 	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib/python*/site-packages >/dev/null
 	touch $(STAMP)
 
-# Quiet (no command echo): a progress bar and one line per lesson, then each assessment step's own summary.
+# Quiet (no command echo): a progress bar and one line per lesson, then what each assessment step reports.
 course: setup
 	@$(BIN)/python -m mlops_helpers.notebooks notebooks --out build/notebooks \
 		-p tracking_uri sqlite:///$(CURDIR)/build/mlflow.db
