@@ -11,8 +11,9 @@ every submission is always regraded (nbgrader skips an already graded one unless
 one bad submission is a status (``--json``), never a crash of the batch, and the exit code is 0 whenever every
 submission got one (nbgrader exits 1 when any submission fails; ``Autograde.create_student=False`` exits 1 here too);
 a notebook missing from a submission is status ``missing`` naming it; a kernel other than Python is status ``error``
-naming it. The two tests nbgrader always skips (too slow there) run here: test_many_students (marked ``full``: 50
-sandboxed submissions, ~45 s on 2 cores) and test_infinite_loop_with_output (the memory limit stops it in seconds).
+naming it. The two tests nbgrader always skips run here: test_many_students (marked ``full`` and ``postgres``: 50
+sandboxed submissions on a PostgreSQL gradebook limited to 5 connections, about a minute on 2 cores) and
+test_infinite_loop_with_output (the kernel's memory limit stops it in seconds).
 
 The fixture notebooks are nbgrader's own, copied in ``tests/nbgrader_files/`` with nbgrader's licence.
 """
@@ -47,8 +48,9 @@ class Course:
         self.capsys = capsys
         root.mkdir(parents=True)
         (root / "nbgrader_config.py").write_text("c = get_config()\n")
-        # a copy of an empty gradebook nbgrader created (its alembic migrations cost 2.5 s a gradebook here)
-        shutil.copy(empty_gradebook, self.db_url[len("sqlite:///"):])
+        if self.db_url.startswith("sqlite:///"):
+            # a copy of an empty gradebook nbgrader created (its alembic migrations cost 2.5 s a gradebook here)
+            shutil.copy(empty_gradebook, self.db_url[len("sqlite:///"):])
 
     # ------------------------------------------------------------------ set-up (nbgrader's API, in this process)
     @property
@@ -949,21 +951,45 @@ def test_no_execute(course):
 
 
 @pytest.mark.full
-def test_many_students(course):
-    """nbgrader (skipped there: too slow, needs a hand-configured PostgreSQL limited to 5 connections): 50
-    students at once. Here, on the course's sqlite gradebook: 50 submissions all get status ok with the same
-    score, each with its autograded notebook and its gradebook submission. Marked ``full``: ~45 s on 2 cores."""
-    students = [f"student{i:03d}" for i in range(50)]
-    course.add(students=students)
-    course.copy("submitted-unchanged.ipynb", "source/ps1/p1.ipynb")
-    course.generate()
-    for student in students:
-        course.copy("submitted-changed.ipynb", f"submitted/{student}/ps1/p1.ipynb")
-    rows = course.grade()
-    assert {s: (r["status"], r["score"]) for s, r in rows.items()} == dict.fromkeys(students, ("ok", 2)), rows
-    assert all(course.path(f"autograded/{s}/ps1/p1.ipynb").is_file() for s in students)
-    with course.gradebook() as gb:
-        assert {s.student_id for s in gb.find_assignment("ps1").submissions} == set(students)
+@pytest.mark.postgres
+def test_many_students(tmp_path, capsys, monkeypatch, empty_gradebook):
+    """nbgrader (skipped there: too slow, and it needs a PostgreSQL configured by hand with max_connections set low,
+    e.g. 5): 50 students autograded on a PostgreSQL gradebook. Here on a throwaway cluster whose gradebook role may
+    hold at most 5 connections at once: all 50 submissions get status ok and the same score, each with its
+    autograded notebook and its gradebook submission (the grader never holds more gradebook connections than
+    that). Marked ``full`` (and ``postgres``): about a minute on 2 cores."""
+    import psycopg2
+    from pg import PostgresCluster
+
+    with PostgresCluster() as pg:
+        admin = pg.connect()
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute("CREATE ROLE grader LOGIN CONNECTION LIMIT 5")
+            cur.execute("CREATE DATABASE gradebook OWNER grader")
+        admin.close()
+        # the limit holds: a sixth connection of the role is refused
+        held = [psycopg2.connect(host="127.0.0.1", port=pg.port, user="grader", dbname="gradebook") for _ in range(5)]
+        with pytest.raises(psycopg2.OperationalError, match="too many connections"):
+            psycopg2.connect(host="127.0.0.1", port=pg.port, user="grader", dbname="gradebook")
+        for conn in held:
+            conn.close()
+
+        course = Course(tmp_path / "course", f"postgresql+psycopg2://grader@127.0.0.1:{pg.port}/gradebook", capsys,
+                        empty_gradebook)
+        monkeypatch.chdir(course.root)
+        students = [f"student{i:03d}" for i in range(50)]
+        course.add(students=students)
+        course.copy("submitted-unchanged.ipynb", "source/ps1/p1.ipynb")
+        course.generate()
+        for student in students:
+            course.copy("submitted-changed.ipynb", f"submitted/{student}/ps1/p1.ipynb")
+        rows = course.grade()
+        assert {s: (r["status"], r["score"]) for s, r in rows.items()} == dict.fromkeys(students, ("ok", 2)), rows
+        assert all(course.path(f"autograded/{s}/ps1/p1.ipynb").is_file() for s in students)
+        with course.gradebook() as gb:
+            scores = {s.student_id: s.score for s in gb.find_assignment("ps1").submissions}
+        assert scores == dict.fromkeys(students, 2)
 
 
 def test_infinite_loop(course, db):
