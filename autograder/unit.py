@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 
 from .job import (MAX_KEPT_BYTES, MAX_KEPT_FILES, GradeJob, GradeResult, Limits, NotebookResult, NotebookSpec,
                   worst_status)
+from .checks import observation_request, parse_check_cell
 from .rewrite import RewriteError, builtin_names_used, harden_test_source
 
 GUARD_MODULE = "__autograder_guard__"
@@ -377,11 +378,12 @@ def _make_client_class():
             return super().output(outs, msg, display_id, cell_index)
 
         # -- raw requests outside the notebook's cells ---------------------------------------------------
-        async def silent(self, code: str, timeout: float) -> dict:
+        async def silent(self, code: str, timeout: float, user_expressions: dict | None = None) -> dict:
             """Run grader code in the kernel without history or outputs; return the execute_reply content."""
             from jupyter_core.utils import ensure_async
 
-            msg_id = self.kc.execute(code, silent=True, store_history=False, allow_stdin=False)
+            msg_id = self.kc.execute(code, silent=True, store_history=False, allow_stdin=False,
+                                     user_expressions=user_expressions or {})
             deadline = time.monotonic() + timeout
             while True:
                 remaining = deadline - time.monotonic()
@@ -480,8 +482,10 @@ def _make_client_class():
                 self.ctx.verdicts[grade_id] = (False, message)
                 return
             original = cell.source
+            check_cell = parse_check_cell(original)
             try:
-                cell.source = harden_test_source(original, guard_name, token)
+                cell.source = harden_test_source(check_cell.visible_source if check_cell else original,
+                                                 guard_name, token)
             except RewriteError as exc:  # the grader's fault, not the student's: say so, never a silent 0
                 self.ctx.worsen("error", f"test cell {grade_id}: {exc}")
                 self.ctx.verdicts[grade_id] = (False, str(exc))
@@ -516,11 +520,42 @@ def _make_client_class():
                 self.ctx.verdicts[grade_id] = (False, "the test did not run to its end (its errors were swallowed)")
             else:
                 self.ctx.verdicts[grade_id] = (False, f"{reply.get('ename')}: {reply.get('evalue')}")
+            if check_cell is not None:
+                await self.run_checks(cell, grade_id, check_cell)
             try:
                 await self.silent(f"__import__('sys').modules[{GUARD_MODULE!r}].GUARD.after_test({guard_name!r})",
                                   timeout=30)
             except CellTimeoutError:
                 pass
+
+        async def run_checks(self, cell, grade_id, check_cell):
+            """Judge a check cell's hidden checks outside the kernel: only each check's expression goes in, only
+            its value comes out (JSON text, bounded), the expected values never leave the grader."""
+            import ast as _ast
+
+            failures = []
+            for check in check_cell.checks:
+                reply = await self.silent("", timeout=self.timeout,
+                                          user_expressions={"observed": observation_request(check.expression)})
+                result = (reply.get("user_expressions") or {}).get("observed") or {}
+                observed = "null"
+                if result.get("status") == "ok":
+                    try:
+                        observed = _ast.literal_eval(result.get("data", {}).get("text/plain", "None")) or "null"
+                    except (ValueError, SyntaxError, MemoryError, RecursionError):
+                        observed = "null"
+                    if not isinstance(observed, str):
+                        observed = "null"
+                passed, message = check.judge(observed)
+                if not passed:
+                    failures.append(message)
+            for message in failures:
+                cell.outputs.append(new_output("error", ename="AssertionError", evalue=message,
+                                               traceback=[f"AssertionError: {message}"]))
+            if failures:
+                before = self.ctx.verdicts.get(grade_id, (True, ""))
+                self.ctx.verdicts[grade_id] = (False, "; ".join(
+                    ([before[1]] if not before[0] and before[1] else []) + failures))
 
     return GradingClient
 
