@@ -513,6 +513,10 @@ def _make_client_class():
                 if out.get("output_type") == "stream" and token in out.get("text", ""):
                     seen = True
                     out["text"] = out["text"].replace(token + "\n", "").replace(token, "")
+                elif out.get("output_type") == "execute_result" and not seen:
+                    # a result shown before the token was emitted by code the test called (a displayhook call),
+                    # not the cell's final value: kept as a display, never read as partial credit
+                    _demote_result(out)
             cell.outputs = [o for o in cell.outputs if not (o.get("output_type") == "stream" and not o.get("text"))]
             if reply.get("status") == "ok" and seen:
                 self.ctx.verdicts[grade_id] = (True, "")
@@ -674,6 +678,10 @@ class ScoreCells:
                 continue
             if cell.cell_type == "code" and not meta.get("solution") and not self.by_outputs:
                 passed, message = ctx.verdicts.get(gid, (False, "not executed"))
+                if not passed:
+                    for out in cell.outputs:  # a failed test scores 0: no result in it may read as partial credit
+                        if out.get("output_type") == "execute_result":
+                            _demote_result(out)
                 if passed:
                     for out in cell.outputs:
                         if out.get("output_type") == "stream" and out.get("name") == "stderr":
@@ -684,6 +692,13 @@ class ScoreCells:
             score, max_score = determine_grade(cell)
             scores[gid] = (None if score is None else float(score), float(max_score))
         return scores
+
+
+def _demote_result(output) -> None:
+    """An ``execute_result`` output turned into a ``display_data`` (same content; nbgrader reads no score from it)."""
+    output["output_type"] = "display_data"
+    output.pop("execution_count", None)
+    output.setdefault("metadata", {})
 
 
 def _zero_scores(spec: NotebookSpec) -> dict[str, tuple[float | None, float]]:

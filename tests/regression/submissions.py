@@ -262,5 +262,8 @@ def build_submissions(port: int, course_dir: str) -> dict[str, Case]:
     cases["stderr_warnings"] = Case(_submit({"add": (
         "import sys, warnings\ndef add(a, b):\n    warnings.warn('this is deprecated')\n"
         "    print('noise on stderr', file=sys.stderr)\n    return a + b")}), "ok", 4.0, "warnings cost nothing")
+    cases["result_in_failing_test"] = Case(_submit({"add": (
+        "def add(a, b):\n    get_ipython().displayhook(1.0)  # a partial-credit result, shown during the test\n"
+        "    return 0")}), "ok", 2.0, "the failing test_add scores 0 whatever results it shows")
     cases["missing"] = Case(None, "missing", 0.0)
     return cases
