@@ -70,6 +70,8 @@ class ReadNotebook:
             data = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise StepFailed("invalid_notebook", f"not valid JSON: {exc}") from None
+        except RecursionError:
+            raise StepFailed("invalid_notebook", "JSON nested too deeply to be a notebook") from None
         if not isinstance(data, dict) or not isinstance(data.get("cells"), list) or "nbformat" not in data:
             raise StepFailed("invalid_notebook", "JSON but not a notebook (no 'cells' list / 'nbformat')")
         try:
@@ -82,6 +84,40 @@ class ReadNotebook:
             return nb
         except Exception as exc:  # noqa: BLE001 - any reader failure is the file's fault
             raise StepFailed("invalid_notebook", f"unreadable notebook: {str(exc)[:200]}") from None
+
+
+class CheckNbgraderMetadata:
+    """nbgrader's cell metadata, where present, has nbgrader's types (a dict; ``grade_id`` a string; the flags
+    booleans; ``points`` a number): anything else is ``invalid_notebook`` naming the cell, before any nbgrader
+    preprocessor trips over it (a list where a dict belongs made the grader fail with ``error``)."""
+
+    FLAGS = ("grade", "solution", "locked", "task")
+
+    def __call__(self, nb, ctx: Context):
+        for index, cell in enumerate(nb.cells):
+            if not isinstance(cell.get("metadata"), dict):
+                raise StepFailed("invalid_notebook", f"cell {index}: its metadata is not an object")
+            meta = cell.metadata.get("nbgrader")
+            if meta is None:
+                continue
+            problem = None
+            if not isinstance(meta, dict):
+                problem = f"nbgrader metadata is a {type(meta).__name__}, not an object"
+            elif "grade_id" in meta and not isinstance(meta["grade_id"], str):
+                problem = f"grade_id is a {type(meta['grade_id']).__name__}, not a string"
+            elif any(f in meta and not isinstance(meta[f], bool) for f in self.FLAGS):
+                problem = "a flag (grade, solution, locked, task) is not true/false"
+            elif "points" in meta and (isinstance(meta["points"], bool)
+                                       or not isinstance(meta["points"], (int, float, str))):
+                problem = f"points is a {type(meta['points']).__name__}, not a number"
+            elif isinstance(meta.get("points"), str):
+                try:
+                    float(meta["points"])
+                except ValueError:
+                    problem = f"points is {meta['points'][:20]!r}, not a number"
+            if problem:
+                raise StepFailed("invalid_notebook", f"cell {index}: {problem}")
+        return nb
 
 
 class CheckKernel:
@@ -725,10 +761,10 @@ def grade_notebook(raw: bytes | None, spec: NotebookSpec, limits: Limits, scratc
         return NotebookResult(spec.name, "missing", f"{spec.filename} was not submitted", None, _zero_scores(spec))
     ctx = Context(spec=spec, limits=limits)
     if execute:
-        steps = (CheckKernel(), ClearOutputs(), RepairCellIds(), RestoreCells(), ExecuteNotebook(scratch, sandbox, logdir),
-                 LimitOutput())
+        steps = (CheckNbgraderMetadata(), CheckKernel(), ClearOutputs(), RepairCellIds(), RestoreCells(),
+                 ExecuteNotebook(scratch, sandbox, logdir), LimitOutput())
     else:
-        steps = (RepairCellIds(), RestoreCells(), LimitOutput())
+        steps = (CheckNbgraderMetadata(), RepairCellIds(), RestoreCells(), LimitOutput())
     try:
         nb = ReadNotebook()(raw, ctx)
         for step in steps:
@@ -841,6 +877,6 @@ def written_files(workdir: Path, given: dict[str, bytes]) -> tuple[dict[str, byt
 
 
 __all__ = ["grade_job", "grade_notebook", "written_files", "harden_test_source", "builtin_names_used", "ReadNotebook",
-           "CheckKernel",
+           "CheckKernel", "CheckNbgraderMetadata",
            "ClearOutputs", "RepairCellIds", "RestoreCells", "ExecuteNotebook", "LimitOutput", "ScoreCells",
            "StepFailed", "Context"]

@@ -265,5 +265,19 @@ def build_submissions(port: int, course_dir: str) -> dict[str, Case]:
     cases["result_in_failing_test"] = Case(_submit({"add": (
         "def add(a, b):\n    get_ipython().displayhook(1.0)  # a partial-credit result, shown during the test\n"
         "    return 0")}), "ok", 2.0, "the failing test_add scores 0 whatever results it shows")
+    cases["deep_json"] = Case(b'{"cells": ' + b"[" * 200_000 + b"]" * 200_000 + b', "nbformat": 4}',
+                              "invalid_notebook", 0.0, "JSON nested too deeply")
+
+    def metadata(value):
+        def edit(nb):
+            for cell in nb["cells"]:
+                if cell["metadata"].get("nbgrader", {}).get("grade_id") == "add":
+                    cell["metadata"]["nbgrader"] = value(cell["metadata"]["nbgrader"])
+        return edit
+    cases["metadata_list"] = Case(_submit({}, edit=metadata(lambda m: [m])), "invalid_notebook", 0.0)
+    cases["metadata_grade_id_int"] = Case(_submit({}, edit=metadata(lambda m: {**m, "grade_id": 7})),
+                                          "invalid_notebook", 0.0)
+    cases["metadata_points_text"] = Case(_submit({}, edit=metadata(lambda m: {**m, "points": "lots"})),
+                                         "invalid_notebook", 0.0)
     cases["missing"] = Case(None, "missing", 0.0)
     return cases
