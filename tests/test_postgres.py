@@ -173,6 +173,7 @@ def _env() -> dict:
     return env
 
 
+@pytest.mark.sandbox  # the graders run sandboxed
 def test_gradebook_on_postgres_with_concurrent_parallel_graders(postgres, tmp_path):
     from nbgrader.api import Gradebook
 
