@@ -208,7 +208,7 @@ def test_help(capsys):
         main(["grade", "--help"])
     assert exc.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
-    for flag in ("--student", "--force", "--notebook", "--no-execute", "--db", "--json"):
+    for flag in ("--student", "--force", "--notebook", "--no-execute", "--db", "--json", "--Section.trait=value"):
         assert flag in text, flag
     assert re.search(r"(^|[\s\[])-f[\s,\]]", text), "-f"
 
