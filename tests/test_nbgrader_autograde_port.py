@@ -486,13 +486,14 @@ class Blarg(BasePlugin):
 '''
 
 
-def test_late_submission_penalty_plugin(course, db, monkeypatch):
+def test_late_submission_penalty_plugin(course, db, monkeypatch, request):
     """nbgrader: ``AssignLatePenalties.plugin_class`` names a plugin module in the working directory; its penalty
     (1 point per hour late, capped at the score) is recorded. ``python -m`` puts the working directory on sys.path
     (nbgrader's apps add it themselves); in this process the test does the same."""
     course.make_file("late_plugin.py", LATE_PLUGIN)
     monkeypatch.syspath_prepend(str(course.root))
     monkeypatch.delitem(sys.modules, "late_plugin", raising=False)
+    request.addfinalizer(lambda: sys.modules.pop("late_plugin", None))  # the grading process imports it
     course.config("c.AssignLatePenalties.plugin_class = 'late_plugin.Blarg'")
     _late_course(course, "2015-02-02 18:58:23.948203 America/Los_Angeles",  # 4 h late
                  "2015-02-02 15:58:23.948203 America/Los_Angeles")  # 1 h late
@@ -848,8 +849,10 @@ def test_handle_failure(course):
     assert course.path("autograded/foo/ps1/p1.ipynb").is_file()
     graded = read_nb(course.path("autograded/bar/ps1/p2.ipynb"))
     assert not any("nbgrader" in cell.metadata for cell in graded.cells)
-    with course.gradebook() as gb:
-        assert [g.name for nb in gb.find_submission("ps1", "bar").notebooks for g in nb.grades] == []
+    with course.gradebook() as gb:  # recorded like any submission (nbgrader records nothing for bar)
+        submission = gb.find_submission("ps1", "bar")
+        assert sorted(nb.name for nb in submission.notebooks) == ["p1", "p2"]
+        assert (submission.score, submission.max_score) == (0, 0)
 
 
 def test_handle_failure_single_notebook(course):
