@@ -1014,15 +1014,17 @@ def test_infinite_loop(course, db):
 
 def test_infinite_loop_with_output(course, db):
     """nbgrader (skipped there: too slow, eats a LOT of memory): a loop growing a list forever makes autograde fail
-    (exit 1). Here the kernel's memory limit stops it: status ``resource_limit``, the batch goes on (exit 0)."""
+    (exit 1). Here the kernel's memory limit stops it: status ``resource_limit`` naming the memory limit, the graded
+    notebook written and the submission recorded, and the batch goes on (exit 0)."""
     course.add()
     course.copy("infinite-loop-with-output.ipynb", "source/ps1/p1.ipynb")
     course.generate()
     course.copy("infinite-loop-with-output.ipynb", "submitted/foo/ps1/p1.ipynb")
     rows = course.grade("--memory", "768", "--cell-timeout", "60")
-    assert rows["foo"]["status"] == "resource_limit", rows["foo"]
+    assert rows["foo"]["status"] == "resource_limit" and "memory" in rows["foo"]["reason"], rows
+    assert course.path("autograded/foo/ps1/p1.ipynb").is_file()
     with course.gradebook() as gb:
-        assert gb.find_submission_notebook("p1", "ps1", "foo").score == 0
+        assert gb.find_submission("ps1", "foo").score == 0
 
 
 def test_missing_files(course, db):
