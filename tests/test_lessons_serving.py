@@ -82,6 +82,8 @@ def test_03_after_lesson_01_registers_the_tracked_model_and_shows_it_in_the_ui(l
     text = result.outputs_text()
     best = sweep[1.0]
     assert f"Found the tracked iris model {best.model_uri} (run {best.run_id}, validation accuracy 0.964)" in text
+    model_id = best.model_uri.removeprefix("models:/")
+    assert model_id.startswith("m-") and f"logged model {model_id}: name 'model', logged by run {best.run_id}" in text
 
     client = MlflowClient(tracking_uri)
     assert str(client.get_model_version_by_alias("iris-03", "champion").run_id) == best.run_id
