@@ -66,4 +66,4 @@ bench: setup
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf build release submitted autograded feedback gradebook.db mlflow.db mlruns notebooks/mlflow.db notebooks/mlruns
+	rm -rf build release submitted autograded feedback gradebook.db .autograder mlflow.db mlruns notebooks/mlflow.db notebooks/mlruns

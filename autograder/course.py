@@ -19,7 +19,7 @@ CONFIG_FILE = "nbgrader_config.py"
 # What a course copy needs; everything else at the root is either code (installed) or generated state.
 COURSE_FILES = (CONFIG_FILE, "source")
 # nbgrader's generated folders (CourseDirectory defaults) and the local exchange of nbgrader_config.py.
-GENERATED = ("release", "submitted", "autograded", "feedback", "exchange", "gradebook.db")
+GENERATED = ("release", "submitted", "autograded", "feedback", "exchange", "gradebook.db", ".autograder")
 
 
 def find_course_root(start: str | os.PathLike | None = None) -> Path:
@@ -37,7 +37,7 @@ def ensure_venv_on_path() -> None:
     """Put this interpreter's bin folder first on PATH.
 
     nbgrader creates its gradebook by running ``alembic``; when that executable is not on PATH the creation fails
-    half-way and leaves a broken ``gradebook.db`` behind (DESIGN.md, measured). Kernels started for autograding
+    half-way and leaves a broken ``gradebook.db`` behind. Kernels started for autograding
     must also find the course's python.
     """
     bindir = str(Path(sys.executable).parent)

@@ -16,7 +16,8 @@ submissions, and writes the same places: ``autograded/<student>/<assignment>/`` 
   on ``--workers`` local processes or on a Dask cluster. Only this process reads the gradebook and writes it.
 * Every submission gets a status (ok, timeout, kernel_died, invalid_notebook, resource_limit, missing, error) with
   a short reason; one bad submission never stops the batch. Statuses are also written to
-  ``autograded/<assignment>.status.json`` (read by ``report``): nbgrader's gradebook has no place for them.
+  ``.autograder/<assignment>.status.json`` at the course root (read by ``report``): nbgrader's gradebook has no
+  place for them. The engine's own files live there, apart from every student's folder.
 * Submissions are always re-graded (nbgrader's ``--force``); a student in the gradebook with no submission is
   reported ``missing`` (and nothing is written for them).
 * A notebook that could not be executed at all (invalid, or a grader error) gets 0 points *flagged for manual
@@ -45,6 +46,9 @@ from .job import STATUSES, GradeJob, GradeResult, Limits, NotebookResult
 HELP = "grade every submission of an assignment (sandboxed, parallel, a status for each)"
 
 STATUS_FILE = "{assignment}.status.json"
+#: The engine's own files (statuses, their lock) at the course root: never under ``autograded/``, where a student
+#: id equal to a file name would collide with it.
+ENGINE_DIR = ".autograder"
 
 
 # ----------------------------------------------------------------------------------------------- CLI protocol
@@ -183,8 +187,7 @@ class Course:
         return self.coursedir.course_id or ""
 
     def status_file(self, assignment: str) -> Path:
-        return Path(self.coursedir.root) / self.coursedir.autograded_directory / STATUS_FILE.format(
-            assignment=assignment)
+        return Path(self.coursedir.root) / ENGINE_DIR / STATUS_FILE.format(assignment=assignment)
 
 
 @dataclass(frozen=True)
@@ -328,17 +331,52 @@ def _ignored(course: Course, relpath: str) -> bool:
     return any(fnmatch.fnmatch(part, pattern) for part in relpath.split("/") for pattern in ignore)
 
 
-def _read_tree(folder: Path, course: Course) -> dict[str, bytes]:
+def _read_capped(path: Path, cap: int) -> bytes | None:
+    """The bytes of the regular file ``path`` (never through a link), or None when it holds more than ``cap``: read
+    in chunks, so a huge file is never read whole."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        import stat
+
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            return None
+        chunks, size = [], 0
+        while chunk := fh.read(min(1 << 20, cap + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > cap:
+                return None
+    return b"".join(chunks)
+
+
+def _read_tree(folder: Path, course: Course, budget: list[int] | None = None,
+               skipped: list[str] | None = None) -> dict[str, bytes]:
     """Regular files under ``folder`` (relative POSIX path -> bytes). Symlinks are skipped: a submission could
-    otherwise smuggle in a link to ``gradebook.db`` or ``source/`` and have the grader read it for the sandbox."""
+    otherwise smuggle in a link to ``gradebook.db`` or ``source/`` and have the grader read it for the sandbox.
+    ``budget`` (a one-item list, bytes left): files that do not fit are left out and named in ``skipped``."""
     files = {}
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
-        for name in filenames:
+        dirnames.sort()
+        for name in sorted(filenames):
             path = Path(dirpath) / name
             rel = path.relative_to(folder).as_posix()
             if path.is_symlink() or not path.is_file() or _ignored(course, rel):
                 continue
-            files[rel] = path.read_bytes()
+            if budget is None:
+                files[rel] = path.read_bytes()
+                continue
+            if rel.endswith(".ipynb") or rel == "timestamp.txt":
+                continue  # read on their own (notebooks, capped) or not at all
+            data = _read_capped(path, budget[0])
+            if data is None:
+                if skipped is not None:
+                    skipped.append(rel)
+                continue
+            budget[0] -= len(data)
+            files[rel] = data
     return files
 
 
@@ -350,21 +388,31 @@ def build_job(course: Course, assignment: str, student: str, specs, limits: Limi
     are the student's, overwritten by the instructor's versions of every non-notebook file of
     ``source/<assignment>/`` (data files, images) unless ``Autograde.exclude_overwriting`` keeps the student's.
     """
+    from .job import MAX_FILES_BYTES, MAX_NOTEBOOK_BYTES
+
     folder = course.path(course.coursedir.submitted_directory, student, assignment)
     names = {spec.filename for spec in specs}
     notebooks: dict[str, bytes | None] = {}
+    too_large = []
     for name in sorted(names):
         path = folder / name
-        notebooks[name] = path.read_bytes() if path.is_file() and not path.is_symlink() else None
-    files = {rel: data for rel, data in _read_tree(folder, course).items()
-             if not rel.endswith(".ipynb") and rel != "timestamp.txt"}
+        notebooks[name] = None
+        if path.is_file() and not path.is_symlink():
+            notebooks[name] = _read_capped(path, MAX_NOTEBOOK_BYTES)
+            if notebooks[name] is None:
+                too_large.append(name)
+    skipped: list[str] = []
+    files = _read_tree(folder, course, budget=[MAX_FILES_BYTES], skipped=skipped)
+    notes = (f"files left out (over {MAX_FILES_BYTES // 2**20} MB in all): {', '.join(skipped[:5])}"
+             f"{' ...' if len(skipped) > 5 else ''}",) if skipped else ()
     source = course.path(course.coursedir.source_directory, None, assignment)
     keep = set((exclude_overwriting or {}).get(assignment, []))
     if source.is_dir():
         files.update({rel: data for rel, data in _read_tree(source, course).items()
                       if not rel.endswith(".ipynb") and rel not in keep})
     return GradeJob(course_id=course.course_id, assignment=assignment, student_id=student, notebooks=notebooks,
-                    specs=tuple(specs), files=files, limits=limits, sandbox=sandbox, execute=execute)
+                    specs=tuple(specs), files=files, limits=limits, sandbox=sandbox, execute=execute,
+                    too_large=tuple(too_large), notes=notes)
 
 
 def error_result_for(student: str, specs, reason: str) -> GradeResult:
@@ -525,7 +573,7 @@ def _add_group_share(folder: Path) -> None:
 
 
 def write_statuses(course: Course, assignment: str, results: list[GradeResult]) -> Path:
-    """Merge ``results`` into ``autograded/<assignment>.status.json`` (what ``report`` reads).
+    """Merge ``results`` into ``.autograder/<assignment>.status.json`` (what ``report`` reads).
 
     Format: ``{"assignment": ..., "students": {student_id: {"status", "reason", "score", "max_score", "seconds",
     "graded_at", "notebooks": {name: {"status", "reason"}}}}}``. Grading a subset keeps the others' entries.
@@ -643,7 +691,7 @@ def grade_assignment(assignment: str, *, root=None, students=None, workers: int 
             results.append(error_result_for(student, specs, str(exc)))
             continue
         job = build_job(course, assignment, student, specs, limits, sandbox, execute, settings.exclude_overwriting)
-        if all(raw is None for raw in job.notebooks.values()):
+        if all(raw is None for raw in job.notebooks.values()) and not job.too_large:
             folder = course.path(course.coursedir.submitted_directory, student, assignment)
             # as nbgrader: nothing recorded, no autograded folder
             results.append(missing_result(student, specs, f"submitted nothing: {folder} holds none of the "

@@ -41,6 +41,11 @@ STATUS_SEVERITY = {
 #: with a note): ``autograded/`` keeps a notebook's data products, not a disk bomb.
 MAX_KEPT_BYTES = 20 * 1024 * 1024
 MAX_KEPT_FILES = 1000
+#: What the grading process reads of one submission: a notebook over MAX_NOTEBOOK_BYTES is invalid (never read
+#: whole), and its other files are read up to MAX_FILES_BYTES in all (the rest is left out, with a note), so that a
+#: class's jobs held by the engine stay bounded.
+MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024
+MAX_FILES_BYTES = 50 * 1024 * 1024
 
 #: The kinds of nbgrader cell a :class:`CellSpec` can describe (nbgrader's "Create Assignment" cell types).
 CELL_KINDS = ("autograder-test", "autograded-answer", "manual-answer", "task", "readonly")
@@ -126,6 +131,10 @@ class GradeJob:
     limits: Limits = field(default_factory=Limits)
     sandbox: bool = True
     execute: bool = True
+    #: notebooks of the submission over MAX_NOTEBOOK_BYTES (not read; graded invalid_notebook)
+    too_large: tuple[str, ...] = ()
+    #: what the grading process left out of the submission (files over MAX_FILES_BYTES), for the reason
+    notes: tuple[str, ...] = ()
 
 
 @dataclass

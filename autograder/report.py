@@ -4,10 +4,12 @@
     python -m autograder report ps1 --out somewhere/
 
 Writes, from the gradebook (scores, with manual grades where a grader gave them) and the status file that
-``python -m autograder grade`` writes (``autograded/<assignment>.status.json``):
+``python -m autograder grade`` writes (``.autograder/<assignment>.status.json``):
 
 ``grades.csv``
-    one row per student: ``student_id, status, <one column per question>..., total, max_score``. A question is a
+    one row per student: ``student_id, status, attempts, <one column per question>..., total, max_score``.
+    ``attempts`` is the student's graded attempts under the grading service (``used/limit``, or ``used`` when
+    unlimited, and ``(+N refused)``; empty without ``python -m autograder watch``). A question is a
     graded cell (nbgrader ``grade_id``), named ``<notebook>/<grade_id>``. Students in the gradebook who submitted
     nothing have status ``missing`` and empty question cells. ``status`` is empty for a submission graded by plain
     ``nbgrader autograde`` (which records none).

@@ -22,7 +22,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from .job import (MAX_KEPT_BYTES, MAX_KEPT_FILES, GradeJob, GradeResult, Limits, NotebookResult, NotebookSpec,
+from .job import (MAX_KEPT_BYTES, MAX_KEPT_FILES, MAX_NOTEBOOK_BYTES, GradeJob, GradeResult, Limits, NotebookResult, NotebookSpec,
                   worst_status)
 from .checks import observation_request, parse_check_cell
 from .rewrite import RewriteError, builtin_names_used, harden_test_source
@@ -399,8 +399,11 @@ def _make_client_class():
         # -- output budget ----------------------------------------------------------------------------------
         def output(self, outs, msg, display_id, cell_index):
             content = msg.get("content", {})
-            size = len(str(content.get("text", ""))) + sum(len(str(v)) for v in content.get("data", {}).values()) \
-                + sum(len(line) for line in content.get("traceback", []) or [])
+            # the whole message counts (metadata and transient fields too: they are kept in the notebook as well)
+            try:
+                size = len(json.dumps(content, default=str))
+            except (TypeError, ValueError, RecursionError):
+                size = self.ctx.limits.max_output_bytes + 1
             if self.output_bytes + size > self.ctx.limits.max_output_bytes:
                 if not self.truncated:
                     self.truncated = True
@@ -815,6 +818,10 @@ def grade_job(job: GradeJob) -> GradeResult:
             if setup_error:
                 results.append(NotebookResult(spec.name, "error", setup_error, None, _zero_scores(spec)))
                 continue
+            if spec.filename in job.too_large:
+                results.append(NotebookResult(spec.name, "invalid_notebook", f"{spec.filename} is over "
+                                              f"{MAX_NOTEBOOK_BYTES // 2**20} MB: not read", None, _zero_scores(spec)))
+                continue
             try:
                 results.append(grade_notebook(job.notebooks.get(spec.filename), spec, job.limits, scratch,
                                               job.sandbox, job.execute, logdir=root))
@@ -826,6 +833,7 @@ def grade_job(job: GradeJob) -> GradeResult:
         shutil.rmtree(root, ignore_errors=True)
     status = worst_status(r.status for r in results)
     reasons = [f"{r.name}: {r.reason}" for r in results if r.status != "ok" or r.reason != "graded"]
+    reasons += list(job.notes)
     if dropped:
         reasons.append(f"files written while graded and not kept (over {MAX_KEPT_BYTES // 2**20} MB or "
                        f"{MAX_KEPT_FILES} files): {', '.join(dropped[:5])}{' ...' if len(dropped) > 5 else ''}")

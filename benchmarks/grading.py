@@ -104,7 +104,7 @@ def bare_execution_seconds(course: Path) -> float:
 
 
 def _job_seconds(course: Path) -> list[float]:
-    data = json.loads((course / "autograded" / "ps1.status.json").read_text())
+    data = json.loads((course / ".autograder" / "ps1.status.json").read_text())
     return [entry["seconds"] for entry in data["students"].values()]
 
 

@@ -133,7 +133,7 @@ def test_gradebook_written_by_the_grader_only(regression_course):
 def test_status_file_records_every_student(regression_course):
     course = regression_course["course"]
     rows = {r["student_id"]: r for r in json.loads(regression_course["proc"].stdout)}
-    data = json.loads((course / "autograded" / f"{ASSIGNMENT}.status.json").read_text())
+    data = json.loads((course / ".autograder" / f"{ASSIGNMENT}.status.json").read_text())
     assert {s: e["status"] for s, e in data["students"].items()} == {s: r["status"] for s, r in rows.items()}
     assert data["students"]["kernel_crash"]["notebooks"][NOTEBOOK]["status"] == "kernel_died"
 
@@ -147,11 +147,11 @@ def test_nothing_escaped_and_nothing_left_behind(regression_course):
 @pytest.mark.sandbox
 def test_regrading_one_student_keeps_the_others(regression_course):
     course = regression_course["course"]
-    before = json.loads((course / "autograded" / f"{ASSIGNMENT}.status.json").read_text())["students"]
+    before = json.loads((course / ".autograder" / f"{ASSIGNMENT}.status.json").read_text())["students"]
     proc = autograder_cli(course, "grade", ASSIGNMENT, "--student", "partial", "--json", *LIMIT_FLAGS)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert [(r["student_id"], r["status"], r["score"]) for r in json.loads(proc.stdout)] == [("partial", "ok", 3.0)]
-    after = json.loads((course / "autograded" / f"{ASSIGNMENT}.status.json").read_text())["students"]
+    after = json.loads((course / ".autograder" / f"{ASSIGNMENT}.status.json").read_text())["students"]
     assert set(after) == set(before)
     assert {s: e["status"] for s, e in after.items()} == {s: e["status"] for s, e in before.items()}
 

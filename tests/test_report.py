@@ -125,5 +125,5 @@ def test_concurrent_graders_do_not_lose_each_others_statuses(course):
     new = [f"late{i}" for i in range(4)]
     with get_context("spawn").Pool(4) as pool:
         pool.map(_write_one, [(str(course), s) for s in new])
-    students = json.loads((course / "autograded" / "hw.status.json").read_text())["students"]
+    students = json.loads((course / ".autograder" / "hw.status.json").read_text())["students"]
     assert {f"{s}-{i}" for s in new for i in range(200)} <= set(students) and "ghost" in students and students["s08"]["status"] == "timeout"

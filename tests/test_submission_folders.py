@@ -38,3 +38,31 @@ def test_linked_submission_folders_are_not_graded(generated_docs_course, tmp_pat
 
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         assert {s.student_id for s in gb.find_assignment("ps1").submissions} == {"bitdiddle"}
+
+
+def test_oversized_files_and_engine_file_names(generated_docs_course, tmp_path, grading_sandbox):
+    """A notebook over the size cap is invalid (never read whole); extra files beyond the per-submission budget are
+    left out with a note; students whose ids look like the engine's files are graded like anyone, and the statuses
+    of everyone are kept (the engine's files live in .autograder/, apart from the students' folders)."""
+    from autograder.grade import read_statuses
+    from autograder.job import MAX_FILES_BYTES, MAX_NOTEBOOK_BYTES
+
+    course = tmp_path / "course"
+    shutil.copytree(generated_docs_course, course)
+    submitted = course / "submitted"
+    notebook = submitted / "partial" / "ps1" / "problem1.ipynb"
+    notebook.write_bytes(notebook.read_bytes()[:-2] + b" " * (MAX_NOTEBOOK_BYTES + 10) + b"}\n")
+    (submitted / "hacker" / "ps1" / "big.bin").write_bytes(b"\0" * (MAX_FILES_BYTES + 1))
+    (submitted / "hacker" / "ps1" / "small.txt").write_text("kept")
+    for name in ("ps1.status.json", "ps1.status.lock"):
+        shutil.copytree(submitted / "bitdiddle", submitted / name)
+    proc = autograder_cli(course, "grade", "ps1", "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = {r["student_id"]: r for r in json.loads(proc.stdout)}
+    assert rows["partial"]["status"] == "invalid_notebook" and "is over 20 MB: not read" in rows["partial"]["reason"]
+    assert rows["hacker"]["score"] == 3.0 and "files left out (over 50 MB in all): big.bin" in rows["hacker"]["reason"]
+    assert (course / "autograded" / "hacker" / "ps1" / "small.txt").read_text() == "kept"
+    assert not (course / "autograded" / "hacker" / "ps1" / "big.bin").exists()
+    for name in ("ps1.status.json", "ps1.status.lock", "bitdiddle"):
+        assert (rows[name]["status"], rows[name]["score"]) == ("ok", 1.5)
+    assert set(read_statuses(course, "ps1")) == set(rows)

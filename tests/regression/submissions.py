@@ -279,5 +279,9 @@ def build_submissions(port: int, course_dir: str) -> dict[str, Case]:
                                           "invalid_notebook", 0.0)
     cases["metadata_points_text"] = Case(_submit({}, edit=metadata(lambda m: {**m, "points": "lots"})),
                                          "invalid_notebook", 0.0)
+    cases["huge_metadata"] = Case(_submit({}, before={"add": (
+        "from IPython.display import display\n"
+        "for _ in range(3):\n    display({'text/plain': 'x'}, metadata={'pad': 'y' * 600_000}, raw=True)")}),
+        "resource_limit", 4.0, "an output's metadata counts against the output budget")
     cases["missing"] = Case(None, "missing", 0.0)
     return cases
