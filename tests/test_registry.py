@@ -79,8 +79,13 @@ def test_ensure_challenger_finds_the_alias_or_registers_a_weaker_model(tracking_
     scores = registry.score_versions("iris-ch", ["1", "2"], split.X_val, split.y_val)
     assert scores.loc[2, "accuracy"] < scores.loc[1, "accuracy"] and scores.loc[2, "differs_from_first"] > 0
     said.clear()
-    assert str(registry.ensure_challenger("iris-ch", announce=said.append).version) == "2"
+    assert str(registry.ensure_challenger("iris-ch", announce=said.append, distinct_from="1").version) == "2"
     assert "registered earlier" in said[0] and len(client.search_model_versions("name='iris-ch'")) == 2
+    client.set_registered_model_alias("iris-ch", "champion", "2")  # a bad promotion left in place
+    said.clear()
+    third = registry.ensure_challenger("iris-ch", announce=said.append, distinct_from="2")
+    assert str(third.version) == "3" and "the champion itself" in said[0]
+    assert str(client.get_model_version_by_alias("iris-ch", "challenger").version) == "3"
 
 
 def test_the_best_model_is_found_across_experiments(two_versions):
