@@ -15,7 +15,8 @@ Drift is measured per feature against the reference in two ways:
 - the population stability index (PSI): *how much* did it move? Conventional reading: < 0.1 stable,
   0.1–0.25 moderate, > 0.25 large.
 
-A drift alert needs both (significant *and* large), which keeps small batches from crying wolf.
+A drift alert needs both (significant *and* large). On 100-row batches PSI alone would cry wolf (most healthy
+batches exceed 0.25 on some feature); the KS test keeps false alarms near ``alpha``.
 No library computes PSI the way it is usually defined for monitoring (quantile bins of the reference,
 a floor for empty bins), so it is written out below.
 """
@@ -30,8 +31,8 @@ from scipy import stats
 
 from .data import FEATURE_NAMES, TARGET, load_iris_frame
 
-PSI_EPSILON = 1e-4
-DRIFTING_FEATURES = ("petal_length", "petal_width")  # what the simulated re-calibrated device reads too high  # floor for an empty bin's share, so that log(0) never happens
+PSI_EPSILON = 1e-4  # floor for an empty bin's share, so that log(0) never happens
+DRIFTING_FEATURES = ("petal_length", "petal_width")  # what the simulated re-calibrated device reads too high
 
 
 def psi(reference, current, bins: int = 10) -> float:
