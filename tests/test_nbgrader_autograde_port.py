@@ -520,7 +520,10 @@ def _force_course(course) -> None:
 
 def _check_force(course, flag: str, *, without_flag_first: bool) -> None:
     _force_course(course)
-    course.grade() if without_flag_first else course.grade(flag)
+    if without_flag_first:
+        course.grade()
+    else:
+        course.grade(flag)
     assert course.path("autograded/foo/ps1/p1.ipynb").is_file()
     assert course.path("autograded/foo/ps1/foo.txt").is_file()
     assert course.path("autograded/foo/ps1/data/bar.txt").is_file()
