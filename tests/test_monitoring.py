@@ -89,10 +89,10 @@ def test_healthy_traffic_raises_few_false_alarms_and_keeps_its_accuracy(model_an
     """Each batch is a test at alpha = 0.01: over many healthy batches a few false alarms are expected, not none."""
     model, reference = model_and_reference
     reports = []
-    for seed in range(4):
+    for seed in range(10):
         reports += _monitor(model, reference, traffic(50, 100, drift_start=99, random_state=seed))
     false_alarms = sum(bool(r.alerts) for r in reports)
-    assert false_alarms <= 0.05 * len(reports)  # 200 healthy batches
+    assert 0 < false_alarms <= 0.02 * len(reports)  # 500 healthy batches: "about one in a hundred" (lesson 05)
     assert min(r.accuracy for r in reports) >= m.Thresholds().min_accuracy
     assert not m.retrain_due(_monitor(model, reference, traffic(20, 100, drift_start=99, random_state=1)))
 
