@@ -4,8 +4,12 @@ The lessons import these modules for plumbing (data loading, tracking set-up, po
 drift maths) so that lesson cells stay short and show the real MLflow calls being taught.
 One module owns each concern:
 
-- :mod:`mlops_helpers.data`       iris as a DataFrame, a seeded train/test split
+- :mod:`mlops_helpers.data`       iris as a DataFrame, the seed's train/test split, a train/validation/test split
 - :mod:`mlops_helpers.tracking`   tracking URI and experiment set-up, a fast train-and-log
+- :mod:`mlops_helpers.registry`   registered models and aliases the lessons need, versions side by side
+- :mod:`mlops_helpers.serving`    real ``mlflow models serve`` / ``mlflow ui`` processes: ports, readiness, stopping
+- :mod:`mlops_helpers.monitoring` simulated traffic from held-out rows, drift statistics, alerts
+- :mod:`mlops_helpers.gates`      the quality gate a candidate passes before ``@champion`` moves
 - :mod:`mlops_helpers.notebooks`  executing lesson notebooks headless (papermill), used by ``make course``
 - :mod:`mlops_helpers.exceptions` every error this package raises
 """
