@@ -77,3 +77,11 @@ c.Exchange.root = os.path.join(HERE, "exchange")
 # Where a student's `nbgrader fetch_assignment` puts their working copy (and `nbgrader submit` takes it from):
 # assignments/<assignment>/, also ignored by git, instead of folders scattered over the repository root.
 c.Exchange.assignment_dir = os.path.join(HERE, "assignments")
+
+# --- grade on submit (python -m autograder watch; python -m autograder attempts ASSIGNMENT) ---------------------
+# The practice questions: unlimited attempts (the default), the best counts. The exercises: five graded attempts,
+# at least a minute apart, the best counts. After nbgrader's due date an attempt is graded and flagged late
+# (nbgrader's late-penalty plugin applies). `python -m autograder watch --help` lists every setting.
+c.AttemptsPolicy.limits = {"fix_the_pipeline": 5}
+c.AttemptsPolicy.min_interval = {"fix_the_pipeline": 60}
+c.AttemptsPolicy.default_counts = "best"

@@ -15,6 +15,8 @@ COMMANDS = {
     "feedback": "autograder.feedback",
     "export": "autograder.export",
     "report": "autograder.report",
+    "watch": "autograder.watch",
+    "attempts": "autograder.attempts",
 }
 
 
@@ -27,7 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for verb, module_name in COMMANDS.items():
         module = importlib.import_module(module_name)
+        epilog = getattr(module, "epilog", None)  # optional: more help after the options (e.g. the attempts policy)
         command = sub.add_parser(verb, help=module.HELP, description=module.__doc__,
+                                 epilog=epilog() if epilog else None,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(command)
         command.set_defaults(run=module.run)

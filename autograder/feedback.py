@@ -20,6 +20,7 @@ Run ``python -m autograder grade`` (or ``nbgrader autograde``) first.
 
 from __future__ import annotations
 
+import html
 import re
 import sys
 from pathlib import Path
@@ -132,21 +133,45 @@ def _preprocessor_class():
     return HideHiddenTests
 
 
-def feedback_config(config):
-    """The course config with :class:`HideHiddenTests` inserted in ``GenerateFeedback.preprocessors``."""
+def _preamble_class():
+    """A preprocessor putting the student's summary (attempt, score that counts, what each answer means) on top."""
+    from nbformat.v4 import new_markdown_cell
+    from nbgrader.preprocessors import NbGraderPreprocessor
+    from traitlets import Unicode
+
+    class FeedbackPreamble(NbGraderPreprocessor):
+        """Insert ``text`` (markdown) as the first cell of the feedback notebook; nothing when it is empty."""
+
+        text = Unicode("").tag(config=True)
+
+        def preprocess(self, nb, resources):
+            if self.text:
+                nb.cells.insert(0, new_markdown_cell(self.text))
+            return nb, resources
+
+    return FeedbackPreamble
+
+
+def feedback_config(config, preamble: str = ""):
+    """The course config with :class:`HideHiddenTests` (and the summary ``preamble``, markdown) inserted in
+    ``GenerateFeedback.preprocessors``."""
     from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
     from nbgrader.preprocessors import GetGrades
     from traitlets.config import Config
 
     config = Config(config)  # a copy
     config.merge(Config({"GenerateFeedback": {
-        "preprocessors": [GetGrades, _preprocessor_class(), CSSHTMLHeaderPreprocessor]},
+        "preprocessors": [GetGrades, _preprocessor_class(), _preamble_class(), CSSHTMLHeaderPreprocessor]},
+        "FeedbackPreamble": {"text": preamble},
         "HTMLExporter": {"template_name": "feedback"}}))
     return config
 
 
-def generate_feedback(assignment: str, *, root=None, students=None) -> list[Path]:
-    """Write the feedback HTML of every graded student of ``assignment`` (or of ``students``); return the files."""
+def generate_feedback(assignment: str, *, root=None, students=None, preambles: dict | None = None) -> list[Path]:
+    """Write the feedback HTML of every graded student of ``assignment`` (or of ``students``); return the files.
+
+    Each page starts with the student's summary (:func:`attempt_summary`; ``preambles`` maps a student to the
+    markdown to use instead)."""
     from nbgrader.converters import GenerateFeedback
     from nbgrader.converters.base import NbGraderException
     from nbgrader.coursedir import CourseDirectory
@@ -166,9 +191,13 @@ def generate_feedback(assignment: str, *, root=None, students=None) -> list[Path
     if not graded:
         raise AutograderError(f"no graded submission of {assignment!r} in {autograded}: "
                               f"run `python -m autograder grade {assignment}` first")
-    config = feedback_config(course.config)
     written = []
     for student in graded:
+        if preambles is not None and student in preambles:
+            preamble = preambles[student]
+        else:
+            preamble = attempt_summary(course, assignment, student)
+        config = feedback_config(course.config, preamble)
         coursedir = CourseDirectory(config=config)
         coursedir.assignment_id = assignment
         coursedir.student_id = student
@@ -181,3 +210,146 @@ def generate_feedback(assignment: str, *, root=None, students=None) -> list[Path
         out = Path(coursedir.format_path(coursedir.feedback_directory, student, assignment))
         written.extend(sorted(out.glob("*.html")))
     return written
+
+
+# ----------------------------------------------------------------------------------------------- the summary
+#: What a grading status means, in the student's words (shown on top of their feedback).
+STATUS_WORDS = {
+    "refused": "This attempt was not graded.",
+    "timeout": "Your notebook ran out of time: a cell ran longer than allowed (an infinite loop?). The cells "
+               "before it were graded.",
+    "kernel_died": "The Python kernel running your notebook died (too much memory, or a crash).",
+    "resource_limit": "Your notebook went over a limit (memory, processes or output).",
+    "invalid_notebook": "Your submission is not a notebook that can be read (was the .ipynb file edited by hand "
+                        "or truncated?).",
+    "missing": "The notebook was missing from your submission.",
+    "error": "The grader failed on your submission (the grading service logged it for your instructor); it did not "
+             "use up an attempt.",
+}
+
+
+def attempt_summary(course, assignment: str, student: str, *, attempt=None, ledger=None, policy=None) -> str:
+    """The markdown shown on top of a student's feedback: the attempt number, the attempts left and the score that
+    counts (from the attempts ledger, when the grading service graded the work), then what every answer means.
+
+    Practice questions: for a wrong answer the misconception that option stands for and the hint, for a right one a
+    line on why it is right; the step-by-step solutions only once no attempt is left or after the due date.
+    Exercises: every check's points, and for a failed one its message (never its source). Messages come from the
+    graded notebook, scrubbed of hidden-test lines and HTML-escaped (they may quote what the student's code did).
+    """
+    from .attempts import Ledger, load_policy, past_due, standing
+
+    ledger = ledger if ledger is not None else Ledger(course.root)
+    policy = policy if policy is not None else load_policy(course.root)
+    if attempt is None:
+        graded = [a for a in ledger.of(assignment, student) if a.graded]
+        attempt = graded[-1] if graded else None
+    s = standing(ledger, policy, assignment, student)
+    lines = []
+    if attempt is not None:
+        lines.append(f"## Your attempt {attempt.number}" + (" (late)" if attempt.late else ""))
+        if attempt.state == "refused":
+            lines.append(f"**This attempt was not graded.** {html.escape(attempt.reason)}")
+        elif attempt.score is not None:
+            lines.append(f"**This attempt: {attempt.score:g} / {attempt.max_score:g}** (status: {attempt.status})")
+        if attempt.state != "refused" and attempt.status in STATUS_WORDS:
+            lines.append(STATUS_WORDS[attempt.status] + (f" *{html.escape(attempt.reason)}*" if attempt.reason else ""))
+        left = s.describe_left() + ("" if s.limit is None else f" of {s.limit}")
+        lines.append(f"Attempts left: **{left}**.")
+        if s.counted is not None:
+            lines.append(f"Score that counts ({s.counting} of your graded attempts): **{s.score:g} / "
+                         f"{s.counted.max_score:g}** (attempt {s.counted.number}).")
+    details = [] if attempt is not None and attempt.state == "refused" else _details(course, assignment, student)
+    lines += details
+    from .questions import ASSIGNMENT as PRACTICE, load_bank
+
+    if assignment == PRACTICE:
+        if s.left == 0 or past_due(course, assignment):
+            lines.append("## Step-by-step solutions")
+            for q in load_bank():
+                steps = "\n".join(f"{i}. {step}" for i, step in enumerate(q.solution, 1))
+                lines.append(f"**Question {q.number}**\n\n{steps}")
+        else:
+            lines.append("*The step-by-step solutions are shown here once you have no attempt left, or after "
+                         "the due date.*")
+    return "\n\n".join(lines)
+
+
+def _details(course, assignment: str, student: str) -> list[str]:
+    """One line per graded cell of the student's graded submission ([] when there is none)."""
+    import nbformat
+    from nbgrader.api import Gradebook, MissingEntry
+
+    from .questions import ASSIGNMENT as PRACTICE, load_bank
+
+    autograded = Path(course.coursedir.root) / course.coursedir.autograded_directory / student / assignment
+    out = []
+    with Gradebook(course.db_url, course.course_id or None) as gb:
+        try:
+            submission = gb.find_submission(assignment, student)
+        except MissingEntry:
+            return []
+        for snb in submission.notebooks:
+            grades = {g.name: (g.score, g.max_score) for g in snb.grades}
+            hidden: set[str] = set()
+            for cell in gb.find_notebook(snb.name, assignment).source_cells:
+                _, lines = hidden_regions(cell.source or "")
+                hidden.update(h.strip() for h in lines if len(h.strip()) >= MIN_SCRUB_CHARS)
+            path = autograded / f"{snb.name}.ipynb"
+            try:
+                nb = nbformat.read(str(path), as_version=4)
+            except Exception:  # noqa: BLE001 - not executed / unreadable: scores only
+                nb = nbformat.v4.new_notebook()
+            cells = {c.get("metadata", {}).get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
+            if assignment == PRACTICE:
+                out.append("### Your answers")
+                for q in load_bank():
+                    score, maximum = grades.get(f"{q.id}_check", (0.0, q.points))
+                    letter = _answer_letter(cells.get(f"{q.id}_answer"), q.id)
+                    if score is not None and maximum and score >= maximum:
+                        out.append(f"- ✅ **Question {q.number}** ({maximum:g}/{maximum:g}): {letter or 'your answer'}"
+                                   f" is right. {q.why}")
+                    elif letter in q.misconceptions:
+                        out.append(f"- ❌ **Question {q.number}** (0/{maximum:g}): you answered {letter}. "
+                                   f"*Misconception:* {q.misconceptions[letter]} *Hint:* {q.hint}")
+                    else:
+                        out.append(f"- ❌ **Question {q.number}** (0/{maximum:g}): no answer (set `{q.id}` to one "
+                                   f"letter, \"A\" to \"D\"). *Hint:* {q.hint}")
+                continue
+            out.append(f"### Checks of {html.escape(snb.name)}")
+            for name, (score, maximum) in grades.items():
+                cell = cells.get(name)
+                if cell is None or cell.get("cell_type") != "code":
+                    continue
+                score = score or 0.0
+                if maximum and score >= maximum:
+                    out.append(f"- ✅ `{name}`: {score:g}/{maximum:g}")
+                    continue
+                message = ""
+                for output in cell.get("outputs", []):
+                    if output.get("output_type") == "error":
+                        text = f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"
+                        text = "\n".join("[hidden test]" if any(h in line for h in hidden) else line
+                                         for line in _ANSI.sub("", text).split("\n"))
+                        message = " ".join(text.split())[:400]
+                why = f" — {html.escape(message)}" if message else " — no error message (see the cell below)"
+                out.append(f"- ❌ `{name}`: {score:g}/{maximum:g}{why}")
+    return out
+
+
+def _answer_letter(cell, variable: str) -> str | None:
+    """The letter a practice answer cell assigns to ``variable`` (``q3 = "C"``), or None (read, never run)."""
+    import ast
+
+    if cell is None:
+        return None
+    try:
+        tree = ast.parse(cell.get("source", ""))
+    except SyntaxError:
+        return None
+    letter = None
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == variable for t in node.targets)
+                and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)):
+            letter = node.value.value.strip().upper()
+    return letter if letter in ("A", "B", "C", "D") else None

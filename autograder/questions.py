@@ -6,8 +6,9 @@
 Every question becomes three cells: a read-only markdown cell with the question and its options, an autograded
 answer cell where the student sets ``qN`` to one letter, and a test cell whose visible part checks only the format
 and whose hidden part checks correctness, failing with the misconception the chosen option stands for and the hint
-(so the feedback explains every lost point). The solution steps are comments of the hidden part: students see them
-in their feedback, never in the release.
+(so the feedback explains every lost point). The solution steps and the one-line ``why`` of each right answer are
+NOT in the notebook: they stay in the bank, and ``autograder.feedback.attempt_summary`` releases them on schedule
+(the why with a right answer; the steps once a student has no attempt left, or after the due date).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ HERE = Path(__file__).resolve().parent
 BANK = HERE / "question_bank.yaml"
 ROOT = HERE.parent
 NOTEBOOK = ROOT / "source" / "practice_questions" / "practice_questions.ipynb"
+#: the nbgrader assignment generated from the bank
+ASSIGNMENT = NOTEBOOK.parent.name
 
 LETTERS = ("A", "B", "C", "D")
 DIFFICULTIES = ("easy", "medium", "hard")
@@ -37,7 +40,8 @@ TOPIC_TITLES = {"mlops": "MLOps", "tracking": "experiment tracking", "reproducib
                 "automation": "automation"}
 QUESTION_COUNT = 10
 MIN_PER_DIFFICULTY = 3
-FIELDS = ("id", "origin", "topic", "difficulty", "question", "options", "answer", "misconceptions", "hint", "solution")
+FIELDS = ("id", "origin", "topic", "difficulty", "question", "options", "answer", "misconceptions", "hint", "why",
+          "solution")
 # An iris column name written in code (`...`): "sepal_length", "petal width (cm)", "Sepal-Width"...
 COLUMN_NAME = re.compile(r"(?i)\b(?:sepal|petal)[\s_-]*(?:length|width)\w*(?:\s*\(cm\))?")
 
@@ -70,6 +74,7 @@ class Question:
     answer: str
     misconceptions: dict[str, str]
     hint: str
+    why: str
     solution: tuple[str, ...]
     points: int
 
@@ -143,7 +148,8 @@ def _question(raw, position: int, points: dict) -> Question:
         raise QuestionBankError(f"{where}: solution must be a list of at least two steps")
     return Question(id=raw["id"], origin=raw["origin"], topic=raw["topic"], difficulty=raw["difficulty"],
                     question=str(raw["question"]).strip(), options=options, answer=raw["answer"],
-                    misconceptions=misconceptions, hint=str(raw["hint"]).strip(), solution=tuple(solution),
+                    misconceptions=misconceptions, hint=str(raw["hint"]).strip(), why=str(raw["why"]).strip(),
+                    solution=tuple(solution),
                     points=points[raw["difficulty"]])
 
 
@@ -209,14 +215,11 @@ def _answer_source(q: Question) -> str:
 
 def _test_source(q: Question) -> str:
     wrong = "\n".join(f"    {letter!r}: {text!r}," for letter, text in q.misconceptions.items())
-    steps = "\n".join(f"# {i}. {step}" for i, step in enumerate(q.solution, 1))
     return "\n".join([
         f"# Checks only the format of your answer; correctness is checked when your work is graded.",
         f"assert {q.id} in {LETTERS!r}, (",
         f'    f"Set {q.id} to one of the letters \\"A\\", \\"B\\", \\"C\\" or \\"D\\" (with quotes), not {{{q.id}!r}}.")',
         "### BEGIN HIDDEN TESTS",
-        f"# Solution to question {q.number}:",
-        steps,
         f"_why_not_{q.id} = {{",
         wrong,
         "}",

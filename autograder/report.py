@@ -150,6 +150,9 @@ def write_report(assignment: str, *, root=None, out=None) -> dict[str, Path]:
     if not rows:
         raise AutograderError(f"no students for {assignment!r} in the gradebook: grade it first "
                               f"(`python -m autograder grade {assignment}`)")
+    from .attempts import attempts_column
+
+    attempts = attempts_column(course.root, assignment)
     folder = Path(out) if out else Path(course.coursedir.root) / "build" / "report" / assignment
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"grades": folder / "grades.csv", "items": folder / "item_analysis.csv",
@@ -157,9 +160,10 @@ def write_report(assignment: str, *, root=None, out=None) -> dict[str, Path]:
 
     with open(paths["grades"], "w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["student_id", "status", *questions, "total", "max_score"])
+        writer.writerow(["student_id", "status", "attempts", *questions, "total", "max_score"])
         for r in rows:
-            writer.writerow([r["student_id"], r["status"], *(_fmt(r["scores"][q]) for q in questions),
+            writer.writerow([r["student_id"], r["status"], attempts.get(r["student_id"], ""),
+                             *(_fmt(r["scores"][q]) for q in questions),
                              _fmt(r["total"]) if r["submitted"] else "", _fmt(r["max_score"])])
 
     items = item_analysis(questions, max_scores, rows)

@@ -63,7 +63,8 @@ def test_report_files_and_figures(course):
     assert paths["grades"] == course / "build" / "report" / "hw" / "grades.csv"
 
     grades = {row["student_id"]: row for row in _read(paths["grades"])}
-    assert list(_read(paths["grades"])[0]) == ["student_id", "status", *QUESTIONS, "total", "max_score"]
+    assert list(_read(paths["grades"])[0]) == ["student_id", "status", "attempts", *QUESTIONS, "total",
+                                                   "max_score"]
     for student, values in SCORES.items():
         row = grades[student]
         assert [float(row[q]) for q in QUESTIONS] == list(values)
