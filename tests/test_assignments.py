@@ -12,6 +12,7 @@ each kind of submission graded once per assignment. fix_the_pipeline (mlflow + s
 
 from __future__ import annotations
 
+import ast
 import copy
 import csv
 import html
@@ -628,3 +629,100 @@ def test_ex7_scores_the_main_rules_and_the_boundaries_apart(fix_setup, fix_cells
 
 def test_ex7_repairs_start_from_the_released_stub(fix_cells):
     assert stub_code(fix_cells["ex7_answer"]).strip().endswith(EX7_REPAIRS["released stub"])
+
+
+# ----------------------------------------------------------------------------------------------- fix_the_pipeline's
+# hidden tests are check cells (autograder/checks.py): under the course's grader their expected values never enter
+# the student's kernel. A test cell whose hidden tests must stay asserts (run whole in the kernel, guarded only by
+# the in-kernel guard) is listed here with the reason; none is today.
+FIX_THE_PIPELINE_ASSERT_CELLS: dict[str, str] = {}
+CHECK_IMPORT = "from mlops_helpers.checks import check"
+
+
+def fix_check_cells(fix_cells) -> dict:
+    from autograder.checks import parse_check_cell
+
+    return {gid: parse_check_cell(source) for gid, source in fix_cells.items() if "BEGIN HIDDEN TESTS" in source}
+
+
+def squeezed(text: str) -> str:
+    """Source text with whitespace dropped and one quote style: a literal is found however it is wrapped."""
+    return re.sub(r"\s+", "", text).replace('"', "'")
+
+
+def check_answers(check) -> list:
+    """The expected values a check states (one_of: each of them)."""
+    from mlops_helpers.checks import property_of
+
+    prop, expected = property_of(check.spec)
+    return list(expected) if prop == "one_of" else [expected]
+
+
+def distinctive(value) -> bool:
+    """A value long enough to mean something when found in a notebook (True, 0.0 or [2] are found anywhere)."""
+    return len(squeezed(repr(value))) >= 10
+
+
+def names_bound(node) -> set[str]:
+    """The names a top-level statement binds."""
+    if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+        return {node.name}
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return {a.asname or a.name.split(".")[0] for a in node.names}
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+
+
+def test_fix_the_pipeline_hidden_tests_are_check_cells(fix_cells):
+    cells = fix_check_cells(fix_cells)
+    assert set(cells) == set(grade_cells(ROOT, "fix_the_pipeline"))  # every test cell has hidden tests
+    assert set(FIX_THE_PIPELINE_ASSERT_CELLS) <= set(cells)
+    for grade_id, cell in cells.items():
+        if grade_id in FIX_THE_PIPELINE_ASSERT_CELLS:
+            assert cell is None, f"{grade_id} is a check cell now: take it off FIX_THE_PIPELINE_ASSERT_CELLS"
+            continue
+        assert cell is not None, (f"{grade_id}: its hidden region is not only check('<expression>', "
+                                  "<property>=<literal>, message=...) calls")
+        # plain nbgrader runs the hidden checks as Python in the kernel: the visible part imports check
+        assert CHECK_IMPORT in cell.visible_source.split("\n"), grade_id
+        for check in cell.checks:
+            message = check.spec.get("message") or ""
+            assert len(message) > 20, (grade_id, check.expression)  # what the student reads: a real explanation
+            assert not any(distinctive(v) and squeezed(repr(v)) in squeezed(message) for v in check_answers(check)), (
+                f"{grade_id}: the message of {check.expression!r} gives the answer away")
+
+
+def test_fix_the_pipeline_checks_find_their_helpers_after_a_failed_visible_test(fix_cells):
+    """The grader asks every check even when the visible part failed (plain nbgrader stops at the first failure):
+    what a check's expression uses from its own test cell is defined before the cell's first test, so the feedback
+    never reports a NameError of the test's own making."""
+    for grade_id, cell in fix_check_cells(fix_cells).items():
+        if cell is None:
+            continue
+        before, everywhere, testing = set(), set(), False
+        for node in ast.parse(cell.visible_source).body:
+            testing = testing or isinstance(node, (ast.Assert, ast.Expr, ast.With, ast.Try, ast.For, ast.If))
+            bound = names_bound(node)
+            everywhere |= bound
+            if not testing:
+                before |= bound
+        for check in cell.checks:
+            used = {n.id for n in ast.walk(ast.parse(check.expression, mode="eval")) if isinstance(n, ast.Name)}
+            assert used & everywhere <= before, (grade_id, check.expression, sorted(used & everywhere - before))
+
+
+def test_fix_the_pipeline_release_holds_no_check_and_no_expected_value(course_copy, fix_cells):
+    released = read(course_copy / "release" / "fix_the_pipeline" / "fix_the_pipeline.ipynb")
+    released_cells = {nbgrader_meta(c)["grade_id"]: c.source for c in released.cells if nbgrader_meta(c)}
+    for cell in released.cells:
+        if cell.cell_type == "code":
+            assert not re.search(r"\bcheck\(", cell.source), f"a check went out with the release:\n{cell.source}"
+    cells = {gid: cell for gid, cell in fix_check_cells(fix_cells).items() if cell is not None}
+    for grade_id in cells:  # where nbgrader puts the hidden checks back at grading time, check is imported
+        assert CHECK_IMPORT in released_cells[grade_id].split("\n"), grade_id
+    answers = [v for cell in cells.values() for check in cell.checks for v in check_answers(check) if distinctive(v)]
+    assert len(answers) >= 10  # the search below looks for something
+    source_text = squeezed("\n".join(c.source for c in read(FIX_THE_PIPELINE).cells))
+    released_text = squeezed("\n".join(c.source for c in released.cells))
+    for value in answers:
+        assert squeezed(repr(value)) in source_text, value  # the search is not blind: it finds the key in source/
+        assert squeezed(repr(value)) not in released_text, f"an expected value went out with the release: {value!r}"
