@@ -52,9 +52,42 @@ class GuardError(AssertionError):
     """Raised when notebook code tampered with something a test relies on."""
 
 
+class _CappedStream:
+    """``sys.stdout`` / ``sys.stderr`` that stop forwarding once the notebook's output budget is spent.
+
+    Output past the budget is discarded in the kernel itself: a loop printing millions of lines would otherwise
+    send them all to the grader, which must receive them before the next test can run -- on a busy machine long
+    enough to time the later tests out. The budget (shared by both streams) is a little over the grader's, so the
+    grader still sees that the output went over it and says so.
+    """
+
+    def __init__(self, stream, budget):
+        self._stream, self._budget = stream, budget
+
+    def write(self, text):
+        if self._budget[0] <= 0:
+            return len(text)
+        self._budget[0] -= len(text)
+        if self._budget[0] < 0:
+            text = text[:len(text) + self._budget[0]] + "\n... output stopped in the kernel by the grader ...\n"
+        return self._stream.write(text)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 class Guard:
-    def __init__(self):
+    def __init__(self, output_budget=None):
         import importlib
+
+        if output_budget:
+            budget = [int(output_budget)]
+            _sys.stdout = _CappedStream(_sys.stdout, budget)
+            _sys.stderr = _CappedStream(_sys.stderr, budget)
         for name in _PRELOAD:  # pre-import common checking helpers so their attributes get a snapshot
             try:
                 importlib.import_module(name)
@@ -89,6 +122,12 @@ class Guard:
             "CustomTB": sh.CustomTB,
         }
         self.stashed = {}
+
+    @property
+    def stdout(self):
+        """Where a test cell prints its token: past the output cap (it must always arrive)."""
+        out = _sys.stdout
+        return out._stream if isinstance(out, _CappedStream) else out
 
     # -- trust ------------------------------------------------------------------------------------------------
     def _trusted_function(self, func) -> bool:

@@ -140,7 +140,9 @@ def harden_test_source(source: str, guard_name: str, token: str) -> str:
         edits.append((start, start, f"{guard_name}.result = ("))
     for start, end, replacement in sorted(edits, key=lambda e: (e[0], e[1]), reverse=True):
         text = text[:start] + replacement + text[end:]
-    text += f"print({token!r})\n"  # (``text`` ends with a newline: a trailing continuation line stays closed)
+    # (``text`` ends with a newline: a trailing continuation line stays closed). The token goes to the guard's
+    # uncapped stdout: printed output past the notebook's budget is discarded in the kernel, the token never is.
+    text += f"print({token!r}, file={guard_name}.stdout)\n"
     if isinstance(last, ast.Expr) and not quiet:
         text += f"{guard_name}.result\n"
     try:

@@ -297,11 +297,15 @@ def _guard_source() -> str:
     return (Path(__file__).with_name("kernel_guard.py")).read_text()
 
 
-def guard_install_code() -> str:
-    """The grader's first request to a kernel: install the guard (autograder/kernel_guard.py) as a module."""
+def guard_install_code(output_budget: int | None = None) -> str:
+    """The grader's first request to a kernel: install the guard (autograder/kernel_guard.py) as a module.
+
+    ``output_budget``: the kernel stops sending printed output a little past it (see kernel_guard._CappedStream).
+    """
+    cap = None if output_budget is None else output_budget + 64 * 1024
     return (f"import sys as _s, types as _t\n_m = _t.ModuleType({GUARD_MODULE!r})\n"
             f"exec(compile({_guard_source()!r}, '<autograder-guard>', 'exec'), _m.__dict__)\n"
-            f"_m.GUARD = _m.Guard()\n_s.modules[{GUARD_MODULE!r}] = _m\ndel _s, _t, _m\n")
+            f"_m.GUARD = _m.Guard({cap!r})\n_s.modules[{GUARD_MODULE!r}] = _m\ndel _s, _t, _m\n")
 
 
 def probe_kernel(memory_mb: int, sandbox: bool, timeout: float = 20) -> str | None:
@@ -395,10 +399,23 @@ def _make_client_class():
             self.ctx = ctx
             self.output_bytes = 0
             self.truncated = False
+            self.token: str | None = None  # the running test cell's token (see run_test_cell)
+            self.token_seen = False
 
         # -- output budget ----------------------------------------------------------------------------------
         def output(self, outs, msg, display_id, cell_index):
             content = msg.get("content", {})
+            if self.token is not None:
+                # the grader's own messages of a test cell pass whatever the budget: the token, then the cell's
+                # final value (nbgrader's partial credit), which comes after it
+                if msg["msg_type"] == "stream" and self.token in str(content.get("text", "")):
+                    self.token_seen = True
+                    return super().output(outs, msg, display_id, cell_index)
+                if self.token_seen and msg["msg_type"] == "execute_result" and \
+                        len(str(content.get("data", ""))) < 10_000:
+                    return super().output(outs, msg, display_id, cell_index)
+            if self.truncated and msg["msg_type"] != "error":
+                return None  # over the budget already: dropped unread (an error's traceback is still kept)
             # the whole message counts (metadata and transient fields too: they are kept in the notebook as well)
             try:
                 size = len(json.dumps(content, default=str))
@@ -453,7 +470,7 @@ def _make_client_class():
             limits, ctx = self.ctx.limits, self.ctx
             stop_reason = None
             async with self.async_setup_kernel(cleanup_kc=True):
-                reply = await self.silent(guard_install_code(), timeout=120)
+                reply = await self.silent(guard_install_code(limits.max_output_bytes), timeout=120)
                 if reply.get("status") != "ok":
                     raise RuntimeError(f"grader guard failed to install: {reply.get('ename')}: {reply.get('evalue')}")
                 for index, cell in enumerate(self.nb.cells):
@@ -539,6 +556,7 @@ def _make_client_class():
                 captured["reply"] = execute_reply
 
             self.on_cell_executed = keep_reply
+            self.token, self.token_seen = token, False
             try:
                 # stored in the history as nbgrader does: IPython's "quiet" rule (a final ';') then reads
                 # this cell, not the student's previous one
@@ -546,6 +564,7 @@ def _make_client_class():
             finally:
                 cell.source = original
                 self.on_cell_executed = None
+                self.token = None
             reply = (captured.get("reply") or {}).get("content", {})
             seen = False
             for out in cell.outputs:

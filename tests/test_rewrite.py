@@ -218,7 +218,7 @@ def test_course_test_cells_compile_with_lines_and_comments_kept():
     assert len(cells) >= 10
     for path, source in cells:
         hardened = harden_test_source(source, "_grader_x", "TOKEN")
-        before_token = hardened.split("print('TOKEN')")[0].rstrip("\n").split("\n")
+        before_token = hardened.split("print('TOKEN'")[0].rstrip("\n").split("\n")
         assert len(before_token) == len(source.rstrip("\n").split("\n")), (path.name, source)
         for line in source.splitlines():
             if line.strip().startswith("#"):
