@@ -79,13 +79,16 @@ def test_bad_candidate_is_blocked_before_any_server_starts(tracking_uri):
 
 
 @pytest.mark.full  # starts a real model server (lesson 06's test covers the same path in make test)
-def test_good_candidate_passes_every_gate_including_a_real_endpoint(tracking_uri, split, port):
+def test_good_candidate_passes_every_gate_including_a_real_endpoint(tracking_uri, port):
     tracking.setup_experiment(tracking_uri, "gates")
+    split = split_iris_validation(42)
     champion = tracking.train_and_log(split)
-    candidate = tracking.train_and_log(split, C=0.5)
-    report = gates.evaluate_candidate(candidate.model_uri, split.X_train, split.y_train, split.X_test, split.y_test,
-                                      champion_uri=champion.model_uri, min_accuracy=0.9, port=port,
+    candidate = tracking.train_and_log(split, C=0.5)  # one validation flower worse than the champion
+    report = gates.evaluate_candidate(candidate.model_uri, split.X_train, split.y_train, split.X_val, split.y_val,
+                                      champion_uri=champion.model_uri, min_accuracy=0.9,
+                                      tolerance=gates.flowers(1, len(split.y_val)), port=port,
                                       tracking_uri=tracking_uri)
     assert report.passed, str(report)
+    assert "0.929 vs champion 0.964 (tolerance 0.036)" in str(report)
     assert [c.name for c in report.checks][-1] == "endpoint smoke test"
     assert "answers match the model" in report.checks[-1].detail
