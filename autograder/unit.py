@@ -27,7 +27,9 @@ from .job import (MAX_KEPT_BYTES, MAX_KEPT_FILES, MAX_NOTEBOOK_BYTES, GradeJob, 
 from .checks import observation_request, parse_check_cell
 from .rewrite import RewriteError, builtin_names_used, harden_test_source
 
-GUARD_MODULE = "__autograder_guard__"
+def guard_module_name() -> str:
+    """A new random name for the guard's module in one kernel (no fixed name student code could look up)."""
+    return f"_{secrets.token_hex(8)}"
 MISSING_CELL_NOTE = "This cell (id:{grade_id}) was missing from the submission. It was added back by the grader.\n\n"
 
 
@@ -297,15 +299,16 @@ def _guard_source() -> str:
     return (Path(__file__).with_name("kernel_guard.py")).read_text()
 
 
-def guard_install_code(output_budget: int | None = None) -> str:
-    """The grader's first request to a kernel: install the guard (autograder/kernel_guard.py) as a module.
+def guard_install_code(module: str, output_budget: int | None = None) -> str:
+    """The grader's first request to a kernel: install the guard (autograder/kernel_guard.py) as the module
+    ``module`` (a random name: :func:`guard_module_name`).
 
     ``output_budget``: the kernel stops sending printed output a little past it (see kernel_guard._CappedStream).
     """
     cap = None if output_budget is None else output_budget + 64 * 1024
-    return (f"import sys as _s, types as _t\n_m = _t.ModuleType({GUARD_MODULE!r})\n"
+    return (f"import sys as _s, types as _t\n_m = _t.ModuleType({module!r})\n"
             f"exec(compile({_guard_source()!r}, '<autograder-guard>', 'exec'), _m.__dict__)\n"
-            f"_m.GUARD = _m.Guard({cap!r})\n_s.modules[{GUARD_MODULE!r}] = _m\ndel _s, _t, _m\n")
+            f"_m.GUARD = _m.Guard({cap!r})\n_s.modules[{module!r}] = _m\ndel _s, _t, _m\n")
 
 
 def probe_kernel(memory_mb: int, sandbox: bool, timeout: float = 20) -> str | None:
@@ -342,7 +345,8 @@ def probe_kernel(memory_mb: int, sandbox: bool, timeout: float = 20) -> str | No
         try:
             await kc._async_wait_for_ready(timeout=timeout)
             # judged by the shell reply alone, as the grader's own requests are (iopub plays no part here)
-            msg_id = kc.execute(guard_install_code(), silent=True, store_history=False, allow_stdin=False)
+            msg_id = kc.execute(guard_install_code(guard_module_name()), silent=True, store_history=False,
+                                allow_stdin=False)
             deadline = time.monotonic() + timeout
             while True:
                 msg = await kc._async_get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
@@ -401,6 +405,12 @@ def _make_client_class():
             self.truncated = False
             self.token: str | None = None  # the running test cell's token (see run_test_cell)
             self.token_seen = False
+            self.guard_module = guard_module_name()
+            # msg_id of each test cell's execute_request -> its grade_id, and those already answered: a second
+            # reply to one request can only be forged (student code holds the kernel's signing key)
+            self.requests: dict[str, str | None] = {}  # request msg_id -> the test it belongs to (None: none)
+            self.answered: set[str] = set()
+            self.current_test: str | None = None
 
         # -- output budget ----------------------------------------------------------------------------------
         def output(self, outs, msg, display_id, cell_index):
@@ -440,6 +450,7 @@ def _make_client_class():
 
             msg_id = self.kc.execute(code, silent=True, store_history=False, allow_stdin=False,
                                      user_expressions=user_expressions or {})
+            self.requests[msg_id] = self.current_test
             deadline = time.monotonic() + timeout
             while True:
                 remaining = deadline - time.monotonic()
@@ -451,8 +462,25 @@ def _make_client_class():
                     if not await ensure_async(self.km.is_alive()):
                         raise DeadKernelError("Kernel died") from None
                     continue
-                if msg["parent_header"].get("msg_id") == msg_id:
+                parent = msg["parent_header"].get("msg_id")
+                if parent in self.answered:
+                    self.tampered(parent)
+                    continue
+                if parent in self.requests:
+                    self.answered.add(parent)
+                if parent == msg_id:
                     return msg["content"]
+
+        def tampered(self, msg_id: str) -> None:
+            """A second reply to one request: forged by student code (it holds the kernel's signing key, and a
+            forged "ok" followed by the real error is how a failing test would be made to pass). The test that
+            request belonged to fails."""
+            grade_id = self.requests.get(msg_id)
+            note = "the kernel answered one of the grader's requests twice: a forged reply"
+            if grade_id is not None:
+                self.ctx.verdicts[grade_id] = (False, note)
+                if f"forged reply in test {grade_id}" not in self.ctx.notes:
+                    self.ctx.notes.append(f"forged reply in test {grade_id}")
 
         async def run(self):
             limits, ctx = self.ctx.limits, self.ctx
@@ -470,7 +498,8 @@ def _make_client_class():
             limits, ctx = self.ctx.limits, self.ctx
             stop_reason = None
             async with self.async_setup_kernel(cleanup_kc=True):
-                reply = await self.silent(guard_install_code(limits.max_output_bytes), timeout=120)
+                reply = await self.silent(guard_install_code(self.guard_module, limits.max_output_bytes),
+                                          timeout=120)
                 if reply.get("status") != "ok":
                     raise RuntimeError(f"grader guard failed to install: {reply.get('ename')}: {reply.get('evalue')}")
                 for index, cell in enumerate(self.nb.cells):
@@ -528,7 +557,8 @@ def _make_client_class():
             """Guard, run the hardened source, judge by reply status + token, undo the guard's stash."""
             guard_name = f"_grader_{secrets.token_hex(6)}"
             token = f"autograder-ok-{secrets.token_hex(16)}"
-            prelude = (f"__import__('sys').modules[{GUARD_MODULE!r}].GUARD.before_test("
+            self.current_test = grade_id
+            prelude = (f"__import__('sys').modules[{self.guard_module!r}].GUARD.before_test("
                        f"{guard_name!r}, {builtin_names_used(cell.source)!r})")
             reply = await self.silent(prelude, timeout=self.timeout)
             if reply.get("status") != "ok":
@@ -547,13 +577,17 @@ def _make_client_class():
                 self.ctx.verdicts[grade_id] = (False, str(exc))
                 cell.outputs = [new_output("error", ename="AutograderError", evalue=str(exc),
                                            traceback=[f"AutograderError: {exc}"])]
-                await self.silent(f"__import__('sys').modules[{GUARD_MODULE!r}].GUARD.after_test({guard_name!r})",
+                await self.silent(f"__import__('sys').modules[{self.guard_module!r}].GUARD.after_test({guard_name!r})",
                                   timeout=30)
                 return
             captured = {}
 
             def keep_reply(cell, cell_index, execute_reply):
                 captured["reply"] = execute_reply
+                parent = execute_reply.get("parent_header", {}).get("msg_id")
+                if parent:
+                    self.requests[parent] = grade_id
+                    self.answered.add(parent)
 
             self.on_cell_executed = keep_reply
             self.token, self.token_seen = token, False
@@ -585,10 +619,12 @@ def _make_client_class():
             if check_cell is not None:
                 await self.run_checks(cell, grade_id, check_cell)
             try:
-                await self.silent(f"__import__('sys').modules[{GUARD_MODULE!r}].GUARD.after_test({guard_name!r})",
+                await self.silent(f"__import__('sys').modules[{self.guard_module!r}].GUARD.after_test({guard_name!r})",
                                   timeout=30)
             except CellTimeoutError:
-                pass
+                # the kernel is still busy after the test "finished": its reply was not the real one
+                self.ctx.verdicts[grade_id] = (False, "the kernel kept running after the test's reply")
+                raise
 
         async def run_checks(self, cell, grade_id, check_cell):
             """Judge a check cell's hidden checks outside the kernel: only each check's expression goes in, only

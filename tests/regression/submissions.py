@@ -228,8 +228,11 @@ def build_submissions(port: int, course_dir: str) -> dict[str, Case]:
     cases["huge_output"] = Case(_submit({}, before={"add": "for _ in range(200):\n    print('x' * 100_000)"}),
                                 "resource_limit", 4.0, "outputs truncated, points kept")
     cases["huge_message"] = Case(_submit({}, before={"add": (
-        "import sys\nsys.stdout.write('y' * 20_000_000)\nsys.stdout.flush()")}),
+        "from IPython.display import display\ndisplay({'text/plain': 'y' * 20_000_000}, raw=True)")}),
         "resource_limit", 4.0, "one 20 MB message refused at the socket, points kept")
+    cases["huge_write"] = Case(_submit({}, before={"add": (
+        "import sys\nsys.stdout.write('y' * 20_000_000)\nsys.stdout.flush()")}),
+        "resource_limit", 4.0, "one 20 MB write cut in the kernel at the output budget, points kept")
     always_equal = ("class AlwaysEqual:\n    def __eq__(self, other):\n        return True\n"
                     "    def __ne__(self, other):\n        return False\n")
     cases["always_equal"] = Case(_submit({
@@ -283,5 +286,16 @@ def build_submissions(port: int, course_dir: str) -> dict[str, Case]:
         "from IPython.display import display\n"
         "for _ in range(3):\n    display({'text/plain': 'x'}, metadata={'pad': 'y' * 600_000}, raw=True)")}),
         "resource_limit", 4.0, "an output's metadata counts against the output budget")
+    cases["forged_reply"] = Case(_submit({"add": (
+        "def add(a, b):\n    import inspect, linecache, re\n    ip = get_ipython()\n    kernel = ip.kernel\n"
+        "    ip.showtraceback = lambda *a, **k: None  # no error output for the failing assert\n"
+        "    for frame in inspect.stack():\n"
+        "        found = re.search(r'autograder-ok-[0-9a-f]{32}', ''.join(linecache.getlines(frame.filename)))\n"
+        "        if found:\n            break\n"
+        "    print(found.group())  # the test's token, read from its own source\n"
+        "    kernel.session.send(kernel.shell_stream, 'execute_reply', {'status': 'ok', 'execution_count': 1,\n"
+        "                        'user_expressions': {}, 'payload': []}, parent=kernel.get_parent('shell'),\n"
+        "                        ident=kernel._parent_ident['shell'])  # a signed 'ok' before the real error\n"
+        "    return 0")}), "ok", 2.0, "the second reply to the test's request gives the forgery away")
     cases["missing"] = Case(None, "missing", 0.0)
     return cases

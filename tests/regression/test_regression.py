@@ -1,4 +1,4 @@
-"""The regression set through grade_job, sandbox on: every case gets its expected status and score (issue 6 item 8).
+"""The regression set through grade_job, sandbox on: every case gets its expected status and score.
 
 Also checks, after the run: the files the hostile cases tried to read/overwrite are unchanged, the listener on
 127.0.0.1 saw no connection, the hidden tests never appear in the read_hidden output, and no sandboxed process
@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from autograder.job import GradeJob, Limits
-from .submissions import (ASSIGNMENT, MAX_SCORE, NOTEBOOK, build_submissions, loopback_listener,
-                          specs_from_source)
+
+from .submissions import ASSIGNMENT, MAX_SCORE, NOTEBOOK, build_submissions, loopback_listener, specs_from_source
 
 pytestmark = pytest.mark.sandbox
 
@@ -59,7 +59,8 @@ def graded(tmp_path_factory, grading_sandbox):
     with loopback_listener() as (port, connections):
         cases = build_submissions(port=port, course_dir=str(course))
         with ProcessPoolExecutor(2) as pool:
-            results = dict(zip(cases, pool.map(_grade, [(sid, case.notebook) for sid, case in cases.items()])))
+            graded = pool.map(_grade, [(sid, case.notebook) for sid, case in cases.items()])
+            results = dict(zip(cases, graded, strict=True))
     return {"cases": cases, "results": results, "connections": connections, "protected": protected}
 
 
@@ -113,8 +114,9 @@ def test_huge_output_truncated(graded):
 
 
 def test_huge_single_message_refused_at_the_socket(graded):
-    """One 20 MB write: refused whole by ZeroMQ (never held by the grader), said in the reason and in the cell, and
-    the connection is reopened so the test cells after it still count (the case's score is asserted above)."""
+    """One 20 MB display (printed output is cut in the kernel itself, a display is not): refused whole by ZeroMQ
+    (never held by the grader), said in the reason and in the cell, and the connection is reopened so the test cells
+    after it still count (the case's score is asserted above)."""
     from autograder.unit import max_message_bytes
 
     result = graded["results"]["huge_message"]
@@ -124,7 +126,7 @@ def test_huge_single_message_refused_at_the_socket(graded):
 
 
 def test_graded_notebooks_agree_with_nbgrader_determine_grade(graded):
-    """What D2 stores via nbgrader's SaveAutoGrades must equal our scores: recompute from the graded notebook."""
+    """What the grader stores via nbgrader's SaveAutoGrades must equal our scores: recompute from the notebook."""
     import nbformat
     from nbgrader.utils import determine_grade, is_grade
 
