@@ -25,7 +25,7 @@ from autograder.rewrite import RewriteError, builtin_names_used, harden_test_sou
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(nbgrader.__file__).parent / "tests" / "apps" / "files"
-GUARD_MODULE = "__autograder_guard__"
+GUARD_MODULE = "_test_guard"
 
 # ------------------------------------------------------------------------------------------------ the shell
 VALUES = ["1", "2", "0", "-3", "2.5", "'é'", "'日本'", "'a'", "[1, 2]", "[1, 3]", "(1, 'x')", "{'k': 1}", "{'k': 2}",
@@ -37,12 +37,10 @@ def shell():
     """A real in-process IPython shell with the grader's guard installed the way the grader installs it."""
     from IPython.core.interactiveshell import InteractiveShell
 
+    from autograder.unit import guard_install_code
+
     sh = InteractiveShell.instance()
-    guard_source = (ROOT / "autograder" / "kernel_guard.py").read_text()
-    result = sh.run_cell(
-        f"import sys as _s, types as _t\n_m = _t.ModuleType({GUARD_MODULE!r})\n"
-        f"exec(compile({guard_source!r}, '<autograder-guard>', 'exec'), _m.__dict__)\n"
-        f"_m.GUARD = _m.Guard()\n_s.modules[{GUARD_MODULE!r}] = _m\ndel _s, _t, _m\n", store_history=False)
+    result = sh.run_cell(guard_install_code(GUARD_MODULE), store_history=False)
     assert result.error_in_exec is None, result.error_in_exec
     yield sh
     sys.modules.pop(GUARD_MODULE, None)
