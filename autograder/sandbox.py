@@ -283,6 +283,18 @@ class SandboxedKernelManager(AsyncKernelManager):
         self.max_message_bytes = max_message_bytes
         self.uid = sandbox_uid() if sandbox else None
         self.client_factory = LimitedKernelClient
+        self.cgroup = None  # autograder.cgroups.KernelCgroup of the running kernel, when the machine allows one
+        self.oom_killed = False
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        """jupyter_client's cleanup, then the kernel's cgroup is read (did it run out of memory?) and removed."""
+        await super()._async_cleanup_resources(restart=restart)
+        if self.cgroup is not None:
+            self.oom_killed = self.oom_killed or self.cgroup.oom_killed()
+            self.cgroup.remove()
+            self.cgroup = None
+
+    cleanup_resources = _async_cleanup_resources
 
     def client(self, **kwargs) -> LimitedKernelClient:
         """jupyter_client's client, refusing messages over ``max_message_bytes`` (see LimitedKernelClient)."""
@@ -296,7 +308,11 @@ class SandboxedKernelManager(AsyncKernelManager):
         if self.use_sandbox:
             if self.uid is not None:
                 os.chown(self.connection_file, self.uid, self.uid)
-            kernel_cmd = [*rlimit_args(self.memory_mb, self.max_processes),
+            from .cgroups import KernelCgroup
+
+            self.cgroup = KernelCgroup.create(self.memory_mb, self.max_processes)
+            kernel_cmd = [*(self.cgroup.join_prefix() if self.cgroup else []),
+                          *rlimit_args(self.memory_mb, self.max_processes),
                           *bwrap_args(self.scratch, self.workdir, self.uid), *sandboxed_command(kernel_cmd)]
             kw.pop("cwd", None)
         else:

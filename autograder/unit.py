@@ -703,7 +703,15 @@ class ExecuteNotebook:
                                     kernel_name="python3", transport="ipc", ip=str(ipc / f"k{secrets.token_hex(4)}"),
                                     connection_file=str(ipc / f"kernel-{secrets.token_hex(4)}.json"))
         client = _CLIENT_CLASS(nb, ctx, km, workdir)
-        _run_async(client.run())
+        try:
+            _run_async(client.run())
+        finally:
+            if km.cgroup is not None:  # normally removed at the kernel's shutdown
+                km.oom_killed = km.oom_killed or km.cgroup.oom_killed()
+                km.cgroup.remove()
+        if km.oom_killed:
+            ctx.worsen("resource_limit", f"memory limit ({ctx.limits.memory_mb} MB, files kept in memory included) "
+                                         "reached: the kernel was stopped")
         return nb
 
 

@@ -297,5 +297,9 @@ def build_submissions(port: int, course_dir: str) -> dict[str, Case]:
         "                        'user_expressions': {}, 'payload': []}, parent=kernel.get_parent('shell'),\n"
         "                        ident=kernel._parent_ident['shell'])  # a signed 'ok' before the real error\n"
         "    return 0")}), "ok", 2.0, "the second reply to the test's request gives the forgery away")
+    cases["memfd_fill"] = Case(_submit({}, before={"mean": (
+        "import os\nfds = []\nfor i in range(12):  # 2.4 GB of files in memory: not address space, not on disk\n"
+        "    fd = os.memfd_create(f'fill{i}')\n    os.write(fd, b'x' * 200 * 1024 * 1024)\n    fds.append(fd)")}),
+        "kernel_died", 3.0, "memory-backed files count against the kernel's memory cgroup")
     cases["missing"] = Case(None, "missing", 0.0)
     return cases
