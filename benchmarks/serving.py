@@ -97,7 +97,7 @@ def _measure(args, folder, ready, latencies):
     import requests
     from tqdm import tqdm
 
-    from mlops_helpers import serving, tracking
+    from mlops_helpers import processes, serving, tracking
     from mlops_helpers.data import split_iris
 
     uri = f"sqlite:///{folder}/mlflow.db"
@@ -116,7 +116,7 @@ def _measure(args, folder, ready, latencies):
             bar.update()
             port = serving.free_port()
             probe = serving.ModelServer(logged.model_uri, tracking_uri=uri, port=port)
-            ready["bare"].append(_bare_start_to_prediction(probe.command(), serving._child_env(uri), port, body))
+            ready["bare"].append(_bare_start_to_prediction(probe.command(), processes.child_env(uri), port, body))
             bar.update()
 
     latencies.update({"helper predict(DataFrame)": [], "bare requests.Session": [], "bare http.client": []})

@@ -80,7 +80,7 @@ def no_server_left_running():
     import signal
     import time
 
-    from mlops_helpers.serving import server_processes
+    from leftover_servers import server_processes
 
     marker = {SESSION_MARKER_VARIABLE: f"{os.getpid()}-{time.time_ns()}"}
     os.environ.update(marker)
@@ -163,3 +163,27 @@ def pytest_runtest_makereport(item, call):
 def grading_sandbox() -> None:
     """For fixtures that grade sandboxed: the same rule as ``@pytest.mark.sandbox`` (skip here, fail under CI)."""
     require_sandbox()
+
+
+# ------------------------------------------------------------------ nbgrader's documentation example course
+
+
+@pytest.fixture(scope="session")
+def generated_docs_course(tmp_path_factory) -> Path:
+    """nbgrader's documentation example course with a hidden-test region in ps1 and a third student, ``partial``
+    (hacker's work with a ``squares`` that passes the visible asserts and fails the hidden one), ps1 generated
+    (:func:`nbgrader_course.generated_course`). Shared by the drop-in, feedback, preflight and submission-folder
+    tests, which copy it before changing anything: bitdiddle and hacker still score what nbgrader's documentation
+    lists."""
+    from nbgrader_course import generated_course
+
+    return generated_course(tmp_path_factory.mktemp("docs") / "course")
+
+
+@pytest.fixture(scope="session")
+def graded_docs_course(generated_docs_course, tmp_path_factory, grading_sandbox):
+    """A copy of :func:`generated_docs_course` graded by ``python -m autograder grade ps1 --json`` (sandboxed):
+    (course folder, {student_id: JSON row})."""
+    from nbgrader_course import graded_course
+
+    return graded_course(generated_docs_course, tmp_path_factory.mktemp("engine") / "course")

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import nbgrader
-import pytest
 
 USER_GUIDE = Path(nbgrader.__file__).parent / "docs" / "source" / "user_guide"
 BIN = Path(sys.executable).parent
@@ -89,19 +88,15 @@ def gradebook_scores(course: Path, assignment: str = "ps1") -> dict[str, dict[st
     return out
 
 
-_SHARED: dict = {}  # session-wide results of the two fixtures below
+#: ``squares`` of the third student, ``partial``: passes ps1's visible asserts, fails the hidden one.
 PARTIAL_SQUARES = ("def squares(n):\n    if n < 1:\n        raise ValueError('n < 1')\n"
                    "    return [i ** 2 for i in range(1, min(n, 11) + 1)]")
 
 
-@pytest.fixture(scope="session")
-def generated_docs_course(tmp_path_factory) -> Path:
-    """The example course with a hidden-test region in ps1 and a third student, ``partial`` (hacker's work with a
-    ``squares`` that passes the visible asserts and fails the hidden one), ps1 generated. Shared (session) by the
-    drop-in and feedback tests: bitdiddle and hacker still score what nbgrader's documentation lists."""
-    if "generated" in _SHARED:  # a fixture imported into two test modules is two fixtures: share the work here
-        return _SHARED["generated"]
-    course = docs_course(tmp_path_factory.mktemp("docs") / "course", hidden_tests=True)
+def generated_course(dest: Path) -> Path:
+    """The example course in ``dest`` with a hidden-test region in ps1 and a third student, ``partial`` (hacker's
+    work with :data:`PARTIAL_SQUARES`), ps1 generated; returns ``dest``."""
+    course = docs_course(dest, hidden_tests=True)
     shutil.copytree(course / "submitted" / "hacker", course / "submitted" / "partial")
     path = course / "submitted" / "partial" / "ps1" / "problem1.ipynb"
     nb = json.loads(path.read_text())
@@ -110,19 +105,13 @@ def generated_docs_course(tmp_path_factory) -> Path:
             cell["source"] = PARTIAL_SQUARES
     path.write_text(json.dumps(nb))
     nbgrader_cli(course, "generate_assignment", "ps1")
-    _SHARED["generated"] = course
     return course
 
 
-@pytest.fixture(scope="session")
-def graded_docs_course(generated_docs_course, tmp_path_factory, grading_sandbox):
-    """A copy of :func:`generated_docs_course` graded by ``python -m autograder grade ps1 --json`` (sandboxed):
+def graded_course(generated: Path, dest: Path) -> tuple[Path, dict[str, dict]]:
+    """A copy of ``generated`` in ``dest`` graded by ``python -m autograder grade ps1 --json``:
     (course folder, {student_id: JSON row})."""
-    if "graded" in _SHARED:
-        return _SHARED["graded"]
-    course = tmp_path_factory.mktemp("engine") / "course"
-    shutil.copytree(generated_docs_course, course)
-    proc = autograder_cli(course, "grade", "ps1", "--json")
+    shutil.copytree(generated, dest)
+    proc = autograder_cli(dest, "grade", "ps1", "--json")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    _SHARED["graded"] = course, {row["student_id"]: row for row in json.loads(proc.stdout)}
-    return _SHARED["graded"]
+    return dest, {row["student_id"]: row for row in json.loads(proc.stdout)}

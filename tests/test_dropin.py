@@ -5,13 +5,11 @@ gives the scores nbgrader's documentation lists and the very same gradebook as p
 from __future__ import annotations
 
 import csv
-import json
 import shutil
 
 import pytest
 
-from nbgrader_course import (documented_scores, generated_docs_course, graded_docs_course,  # noqa: F401 (fixtures)
-                             gradebook_scores, nbgrader_cli)
+from nbgrader_course import documented_scores, gradebook_scores, nbgrader_cli
 
 pytestmark = pytest.mark.sandbox  # every test here compares a sandboxed grading run
 

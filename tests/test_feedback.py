@@ -16,8 +16,8 @@ import shutil
 import pytest
 
 from autograder.feedback import hidden_regions
-from nbgrader_course import (HIDDEN_MESSAGES, HIDDEN_TEST_LINES, autograder_cli, generated_docs_course,  # noqa: F401
-                             graded_docs_course, nbgrader_cli)
+from nbgrader_course import HIDDEN_MESSAGES, HIDDEN_TEST_LINES, autograder_cli, nbgrader_cli
+
 
 def _text(path) -> str:
     """What a reader of the HTML page sees: tags and ANSI codes removed, entities decoded, spaces collapsed."""
@@ -92,7 +92,7 @@ def test_lost_points_are_explained(feedback):
 
 
 @pytest.mark.sandbox
-@pytest.mark.full  # another nbgrader start-up and HTML rendering (~15-40 s here)
+@pytest.mark.full  # another nbgrader start-up and HTML rendering
 def test_plain_nbgrader_feedback_leaks_what_we_hide(graded, tmp_path):
     course, _ = graded
     copy = tmp_path / "course"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from nbgrader_course import autograder_cli, env, generated_docs_course  # noqa: F401 (fixture)
+from nbgrader_course import autograder_cli, env
 
 pytestmark = pytest.mark.sandbox
 

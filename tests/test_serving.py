@@ -1,19 +1,21 @@
 """mlops_helpers.serving against real `mlflow models serve` / `mlflow ui` processes on 127.0.0.1 and free ports.
 
-A server start costs 12-60 s on this machine, so one model server is shared by the module (``served``); the tests
-that need their own process are marked ``full``, except the start-up timeout, which stops its server at once.
+A server start takes many seconds, so one model server is shared by the module (``served``, started again for the
+next test when a test stopped it); the tests that need their own process are marked ``full``, except the start-up
+timeout, which stops its server at once.
 """
 
 import socket
 import subprocess
 import sys
 import textwrap
+import time
 
-import mlflow
 import pytest
-from mlflow_state import reset_mlflow_globals
 import requests
 
+from leftover_servers import server_processes
+from mlflow_state import reset_mlflow_globals
 from mlops_helpers import tracking
 from mlops_helpers.data import FEATURE_NAMES, split_iris
 from mlops_helpers.exceptions import (
@@ -31,7 +33,6 @@ from mlops_helpers.serving import (
     group_members,
     measure_latency,
     port_is_free,
-    server_processes,
     to_payload,
 )
 
@@ -52,11 +53,34 @@ def store(tmp_path_factory):
     reset_mlflow_globals()
 
 
+class SharedServer:
+    """The module's model server, started on first use and started again after a test stopped it."""
+
+    def __init__(self, tracking_uri: str):
+        self.tracking_uri = tracking_uri
+        self.server: ModelServer | None = None
+
+    def get(self) -> ModelServer:
+        if self.server is None or not self.server.running:
+            self.server = ModelServer("models:/iris-serve/1", tracking_uri=self.tracking_uri, port=free_port()).start()
+        return self.server
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+
 @pytest.fixture(scope="module")
-def served(store):
-    uri, logged, _ = store
-    with ModelServer("models:/iris-serve/1", tracking_uri=uri, port=free_port()) as server:
-        yield server, logged
+def shared_server(store):
+    shared = SharedServer(store[0])
+    yield shared
+    shared.stop()
+
+
+@pytest.fixture
+def served(store, shared_server):
+    """(the shared model server, running; the logged model it serves)."""
+    return shared_server.get(), store[1]
 
 
 @pytest.fixture
@@ -98,10 +122,18 @@ def test_to_payload_builds_dataframe_split_and_records_and_refuses_the_rest():
 
 def test_measure_latency_times_each_call_after_warmup():
     calls = []
-    report = measure_latency(lambda: calls.append(1), 50, warmup=3, progress=False)
+
+    def call():
+        calls.append(1)
+        time.sleep(0.002)
+
+    report = measure_latency(call, 50, warmup=3, progress=False)
     assert len(calls) == 53 and report.n == 50
-    assert 0 <= report.p50_ms <= report.p99_ms <= max(report.latencies_ms)
-    assert report.requests_per_second > 0
+    assert min(report.latencies_ms) >= 2.0  # each call is timed whole
+    assert report.p50_ms <= report.p99_ms <= max(report.latencies_ms)
+    assert report.seconds >= sum(report.latencies_ms) / 1000  # the timed calls only: warm-up calls came before
+    assert report.requests_per_second == pytest.approx(report.n / report.seconds)
+    assert report.requests_per_second <= 500  # no more than one 2 ms call finishes per 2 ms
     with pytest.raises(ValueError, match="at least 1"):
         measure_latency(lambda: None, 0)
 
@@ -157,7 +189,7 @@ def test_using_a_server_that_was_never_started_is_a_clear_error(store):
 
 def test_server_is_ready_on_its_port(served):
     server, _ = served
-    assert server.running and server.ready_seconds > 0
+    assert server.running and 0 < server.ready_seconds <= server.startup_timeout
     assert requests.get(f"http://127.0.0.1:{server.port}/ping", timeout=10).status_code == 200
     assert server.command_line.startswith("mlflow models serve -m models:/iris-serve/1 -h 127.0.0.1")
     assert f"-p {server.port} --env-manager local" in server.command_line
@@ -209,7 +241,7 @@ def test_log_tail_shows_the_servers_own_log(served):
 
 
 def test_an_exception_inside_the_with_block_stops_the_whole_group(served):
-    """Runs last among the shared-server tests: it ends the shared server."""
+    """It stops the shared server: a test after it gets a new one (last in the file, so that costs nothing)."""
     server, _ = served
     pgid = server.pgid
     assert len(group_members(pgid)) >= 2  # the mlflow CLI and its uvicorn

@@ -13,7 +13,7 @@ import shutil
 
 import pytest
 
-from nbgrader_course import autograder_cli, generated_docs_course  # noqa: F401 (fixture)
+from nbgrader_course import autograder_cli
 
 pytestmark = pytest.mark.sandbox
 

@@ -9,9 +9,17 @@ import nbformat
 import pytest
 
 from autograder.job import GradeJob, GradeResult, Limits, NotebookResult, worst_status
-from autograder.unit import (ClearOutputs, Context, ReadNotebook, RepairCellIds, RestoreCells, ScoreCells,
-                             StepFailed, builtin_names_used, harden_test_source)
-
+from autograder.unit import (
+    ClearOutputs,
+    Context,
+    ReadNotebook,
+    RepairCellIds,
+    RestoreCells,
+    ScoreCells,
+    StepFailed,
+    builtin_names_used,
+    harden_test_source,
+)
 from regression.submissions import CORRECT, NOTEBOOK, build_source, released, specs_from_source
 
 
@@ -132,6 +140,7 @@ def test_kernel_guard_strict_equality_without_a_kernel():
     from pathlib import Path
 
     from autograder import kernel_guard
+    from autograder.unit import guard_install_code
 
     guard = kernel_guard.Guard.__new__(kernel_guard.Guard)
     guard.trusted_prefixes = (sys.prefix, sys.base_prefix)
@@ -147,7 +156,8 @@ def test_kernel_guard_strict_equality_without_a_kernel():
         with pytest.raises(kernel_guard.GuardError, match="notebook"):
             guard.eq(cheat, [1, 2] if isinstance(cheat, list) else 5)
     assert guard.eq(A(), A())  # same user type on both sides keeps its own meaning
-    assert Path(kernel_guard.__file__).name == "kernel_guard.py"
+    # the module tested here is the very source the grader sends into the student's kernel
+    assert repr(Path(kernel_guard.__file__).read_text()) in guard_install_code("guard")
 
 
 def test_score_cells_warnings_do_not_cost_points_and_swallowed_errors_do(ctx):
@@ -183,7 +193,7 @@ def test_grade_job_unsandboxed_end_to_end():
     result = grade_job(job)
     assert (result.status, result.score, result.max_score) == ("ok", 4.0, 4.0), result.reason
     graded = nbformat.reads(result.notebooks[0].graded.decode(), as_version=4)
-    assert "### BEGIN HIDDEN TESTS" in _by_id(graded)["test_add"].source  # D2's feedback must strip these
+    assert "### BEGIN HIDDEN TESTS" in _by_id(graded)["test_add"].source  # the feedback must strip these
     missing = grade_job(GradeJob("c", "reg", "bob", {}, specs, {}, Limits(), sandbox=False))
     assert (missing.status, missing.score, missing.max_score) == ("missing", 0.0, 4.0)
 
