@@ -80,6 +80,8 @@ def _check_of(node: ast.stmt) -> Check | None:
         return None
     if any(k in OPTIONS and not isinstance(v, (int, float)) for k, v in spec.items()):
         return None
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in spec.get("explain", {}).items()):
+        return None
     return Check(expression=expression, spec=spec)
 
 

@@ -214,18 +214,21 @@ def _answer_source(q: Question) -> str:
 
 
 def _test_source(q: Question) -> str:
-    wrong = "\n".join(f"    {letter!r}: {text!r}," for letter, text in q.misconceptions.items())
+    """The question's test cell: a visible format check, and a hidden check cell (``mlops_helpers.checks``): under
+    the course's grader neither the key nor the misconceptions (whose letters would give the key away by
+    elimination) enter the student's kernel; the grader judges the letter the kernel reports."""
+    explain = "\n".join(f"        {letter!r}: {('Misconception: ' + text + ' Hint: ' + q.hint)!r},"
+                        for letter, text in q.misconceptions.items())
     return "\n".join([
+        "from mlops_helpers.checks import check",
         f"# Checks only the format of your answer; correctness is checked when your work is graded.",
         f"assert {q.id} in {LETTERS!r}, (",
         f'    f"Set {q.id} to one of the letters \\"A\\", \\"B\\", \\"C\\" or \\"D\\" (with quotes), not {{{q.id}!r}}.")',
         "### BEGIN HIDDEN TESTS",
-        f"_why_not_{q.id} = {{",
-        wrong,
-        "}",
-        f"assert {q.id} == {q.answer!r}, (",
-        f'    f"Question {q.number}: {{{q.id}}} is not the best answer. Misconception: {{_why_not_{q.id}[{q.id}]}} "',
-        f"    {('Hint: ' + q.hint)!r})",
+        f"check({q.id!r}, equals={q.answer!r}, message={f'Question {q.number}: not the best answer.'!r},",
+        "      explain={",
+        explain,
+        "      })",
         "### END HIDDEN TESTS",
     ])
 

@@ -25,7 +25,10 @@ and ONE property its result must have, with the expected value (a literal: numbe
 ========================  ==============================================================================
 
 ``message`` is what the student reads in the feedback when the check fails (write one: the check's source is never
-shown, and the default message cannot say more than "a hidden check failed").
+shown, and the default message cannot say more than "a hidden check failed"). ``explain={value: text, ...}`` adds
+the text for a wrong result equal to that value (e.g. the misconception behind each wrong option of a
+multiple-choice question); under the course's grader it never enters the kernel either, so its keys cannot give
+the right answer away by elimination.
 
 How the course's grader (``python -m autograder grade``) runs a check cell: the visible part runs in the kernel as
 any test cell does; for each check the grader sends only the expression, receives the result as plain data
@@ -43,8 +46,10 @@ from typing import Any, Callable
 
 #: The properties a check can state (exactly one per check).
 PROPERTIES = ("equals", "close_to", "one_of", "at_least", "at_most", "length", "raises")
-#: Options that refine a property.
+#: Options that refine a property (numbers).
 OPTIONS = ("rel_tol", "abs_tol")
+#: Texts for the student: ``message``, and ``explain`` (a dict: wrong value -> what it means).
+TEXTS = ("message", "explain")
 #: Largest observation sent out of the kernel, as JSON text (a bigger result is reported as too large).
 MAX_OBSERVED_BYTES = 100_000
 DEFAULT_MESSAGE = "a hidden check failed"
@@ -112,7 +117,9 @@ def _got(observed: dict) -> str:
 def property_of(spec: dict) -> tuple[str, Any]:
     """The one property a check's keyword arguments state; ValueError naming the problem otherwise."""
     named = [p for p in PROPERTIES if p in spec]
-    unknown = [k for k in spec if k not in PROPERTIES and k not in OPTIONS and k != "message"]
+    unknown = [k for k in spec if k not in PROPERTIES and k not in OPTIONS and k not in TEXTS]
+    if "explain" in spec and not isinstance(spec["explain"], dict):
+        unknown.append("explain (not a dict)")
     if len(named) != 1 or unknown:
         raise ValueError(f"a check states exactly one of {', '.join(PROPERTIES)} (got {sorted(spec)})")
     return named[0], spec[named[0]]
@@ -143,7 +150,10 @@ def judge(observed: dict, spec: dict) -> tuple[bool, str]:
         passed = value >= expected
     else:  # at_most
         passed = value <= expected
-    return passed, "" if passed else f"{message} ({_got(observed)})"
+    if passed:
+        return True, ""
+    explanation = (spec.get("explain") or {}).get(value if isinstance(value, str) else json.dumps(value))
+    return False, f"{message} ({_got(observed)})" + (f" {explanation}" if explanation else "")
 
 
 def check(expression: str, *, message: str | None = None, **spec) -> None:

@@ -322,3 +322,22 @@ def test_readme_states_the_bank_s_difficulties_and_points(bank):
     expected = (f"{counts['easy']} easy / {counts['medium']} medium / {counts['hard']} hard, "
                 f"{sum(q.points for q in bank)} points")
     assert expected in row, (expected, row)
+
+
+@pytest.mark.parametrize("qid", [f"q{i}" for i in range(1, 11)])
+def test_every_question_is_a_check_cell_judged_outside_the_kernel(bank, notebook, qid):
+    """The course's grader judges the letter the kernel reports: the key and the misconceptions (whose letters would
+    give the key away) are in the check, which never enters the student's kernel."""
+    import json
+
+    from autograder.checks import parse_check_cell
+
+    q = next(q for q in bank if q.id == qid)
+    cell = parse_check_cell(_test_cell(notebook, qid))
+    assert cell is not None and [c.expression for c in cell.checks] == [qid]
+    assert "equals" not in cell.visible_source and "Misconception" not in cell.visible_source
+    (check,) = cell.checks
+    assert check.judge(json.dumps({"value": q.answer, "type": "str"})) == (True, "")
+    for letter, misconception in q.misconceptions.items():
+        passed, message = check.judge(json.dumps({"value": letter, "type": "str"}))
+        assert not passed and f"Misconception: {misconception}" in message and q.hint in message
