@@ -19,8 +19,10 @@ Run it from the course directory after releasing an assignment. For each submiss
    every answer) and releases it to that student alone (``ExchangeReleaseFeedback``), so that
    ``nbgrader fetch_feedback ASSIGNMENT`` (or "Fetch Feedback" in JupyterLab) shows it.
 
-Waiting submissions are graded together (one per student at a time, in submission order), so twenty arriving at once
-share the engine's workers. A submission that cannot be graded (invalid notebook, infinite loop, crash) gets its
+Each student's attempts are graded one after the other, in submission order; different students' at once, one
+grading thread per worker. While no more students wait than there are threads, each is graded alone (an infinite
+loop delays nobody else); under a burst, a free thread takes up to ``MAX_BATCH`` waiting students in one
+``grade_assignment`` call, so twenty arriving at once are served faster than one ``nbgrader autograde`` run. A submission that cannot be graded (invalid notebook, infinite loop, crash) gets its
 status and a feedback page saying what happened; it never blocks the others.
 
 Safety: the ledger is written atomically after each step, so a service killed even with SIGKILL and started again
@@ -55,6 +57,8 @@ LOCK_FILE = ".autograder/watch.lock"
 #: nbgrader's submission secret is ``secrets.token_hex(64)``, written last by ``nbgrader submit``: a submission
 #: folder whose secret is complete has been fully copied into the exchange.
 SECRET_LENGTH = 128
+#: the most students graded together by one grading thread when more are waiting than there are threads
+MAX_BATCH = 5
 
 
 def add_arguments(parser) -> None:
@@ -209,8 +213,8 @@ class Service:
 
             from .engines import default_workers
 
-            threads = self.workers or (8 if self.scheduler else default_workers())
-            self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grading")
+            self.threads = self.workers or (8 if self.scheduler else default_workers())
+            self.pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="grading")
             try:
                 names = ", ".join(self.only) if self.only else "every released assignment"
                 say(f"watching {self.exchange / 'inbound'} for {names}"
@@ -254,78 +258,112 @@ class Service:
         if new:
             say(f"{len(new)} new submission(s): {', '.join(f'{s} {a}' for _, s, a, _ in new)}; "
                 f"{len(waiting)} waiting, {len(self.busy)} being graded")
-        for attempt in waiting:
-            key = (attempt.assignment, attempt.student)
-            if self.stopping or key in self.busy:
-                continue
-            self.busy[key] = self.pool.submit(self.handle, attempt)
-            worked = True
         for key, future in list(self.busy.items()):
             if future.done():
                 del self.busy[key]
                 future.result()  # an instructor-side error (AutograderError) stops the service here
+        ready: dict[str, list] = {}  # assignment -> the oldest waiting attempt of each student not being handled
+        for attempt in waiting:
+            key = (attempt.assignment, attempt.student)
+            if self.stopping or key in self.busy or any(a.student == attempt.student
+                                                        for a in ready.get(attempt.assignment, [])):
+                continue
+            ready.setdefault(attempt.assignment, []).append(attempt)
+        # a thread takes work only when it is free: what arrives meanwhile waits, and is then graded in batches
+        free = self.threads - len({id(f) for f in self.busy.values()})
+        for assignment, attempts in ready.items():
+            if free <= 0:
+                break
+            for batch in self.batches(attempts, free)[:free]:
+                future = self.pool.submit(self.handle, batch)
+                for attempt in batch:
+                    self.busy[(attempt.assignment, attempt.student)] = future
+                free -= 1
+                worked = True
         return worked or bool(self.busy)
 
-    def handle(self, attempt) -> None:
-        """In a grading thread: decide, collect, grade, record, write and release the feedback of one attempt.
+    @staticmethod
+    def batches(attempts: list, free: int) -> list[list]:
+        """Split the attempts ready to be handled into one batch per free grading thread, at most MAX_BATCH each.
+
+        While there are no more waiting students than threads (a class submitting at its own pace), every attempt
+        is graded alone, so a submission that loops until its time limit delays nobody else. Under a burst (twenty
+        at once), grading students together in one ``grade_assignment`` call saves that call's fixed cost per
+        student (opening the course and gradebook, starting a worker, writing the statuses), and feedback follows
+        every MAX_BATCH students instead of after the whole burst."""
+        size = min(MAX_BATCH, max(1, -(-len(attempts) // free)))
+        return [attempts[i:i + size] for i in range(0, len(attempts), size)]
+
+    def handle(self, attempts: list) -> None:
+        """In a grading thread: decide, collect, grade, record, write and release the feedback of some attempts of
+        one assignment (each of a different student).
 
         An instructor-side problem (no gradebook, no sandbox: AutograderError) or a file-system error (unreadable
         exchange, full disk: OSError, turned into an error naming the path) stops the service: the attempt stays
         in the ledger and is handled again at the next start, instead of every submission being marked failed."""
         try:
-            self._handle(attempt)
+            self._handle(attempts)
         except OSError as exc:
             why = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
             where = exc.filename or self.root
-            raise AutograderError(f"{where}: {why} (while handling {attempt.id})") from exc
+            raise AutograderError(f"{where}: {why} (while handling {', '.join(a.id for a in attempts)})") from exc
 
-    def _handle(self, attempt) -> None:
-        if attempt.state in ("graded", "refused"):  # graded by a previous run killed before its feedback
-            self.release(attempt)
-            return
-        if attempt.state == "queued":
-            with self.lock:
-                why = self.decide(attempt)
-                if why:
-                    attempt.state, attempt.status, attempt.reason = "refused", "refused", why
-                else:
-                    attempt.state = "grading"
-                self.ledger.save()
-            if why:
+    def _handle(self, attempts: list) -> None:
+        to_grade = []
+        for attempt in attempts:
+            if attempt.state in ("graded", "refused"):  # graded by a previous run killed before its feedback
                 self.release(attempt)
-                return
-        try:
-            self.collect(attempt)
-        except CollectError as exc:
-            with self.lock:
-                attempt.state, attempt.status = "graded", "error"
-                attempt.reason = f"could not be collected from the exchange: {exc}"
-                self.ledger.save()
-            self.release(attempt)
+                continue
+            if attempt.state == "queued":
+                with self.lock:
+                    why = self.decide(attempt)
+                    if why:
+                        attempt.state, attempt.status, attempt.reason = "refused", "refused", why
+                    else:
+                        attempt.state = "grading"
+                    self.ledger.save()
+                if why:
+                    self.release(attempt)
+                    continue
+            try:
+                self.collect(attempt)
+            except CollectError as exc:
+                with self.lock:
+                    attempt.state, attempt.status = "graded", "error"
+                    attempt.reason = f"could not be collected from the exchange: {exc}"
+                    self.ledger.save()
+                self.release(attempt)
+                continue
+            to_grade.append(attempt)
+        if not to_grade:
             return
         started = time.monotonic()
-        result = self._grade(attempt.assignment, attempt.student)
-        attempt.extra["grading_seconds"] = round(time.monotonic() - started, 3)
-        with self.lock:
-            attempt.state, attempt.graded_at = "graded", time.strftime("%Y-%m-%dT%H:%M:%S%z")
-            if result is None:
-                attempt.status, attempt.reason = "error", "the grader returned no result for this submission"
-            else:
-                attempt.status, attempt.reason = result.status, result.reason
-                attempt.score, attempt.max_score = result.score, result.max_score
-                attempt.seconds = round(result.seconds, 3)
-            self.ledger.save()
-        self.release(attempt)
-        self.restore_counted(attempt)
+        results = self._grade(to_grade[0].assignment, [a.student for a in to_grade])
+        for attempt in to_grade:
+            result = results.get(attempt.student)
+            attempt.extra["grading_seconds"] = round(time.monotonic() - started, 3)
+            with self.lock:
+                attempt.state, attempt.graded_at = "graded", time.strftime("%Y-%m-%dT%H:%M:%S%z")
+                if result is None:
+                    attempt.status, attempt.reason = "error", "the grader returned no result for this submission"
+                else:
+                    attempt.status, attempt.reason = result.status, result.reason
+                    attempt.score, attempt.max_score = result.score, result.max_score
+                    attempt.seconds = round(result.seconds, 3)
+                self.ledger.save()
+        for attempt in to_grade:
+            self.release(attempt)
+        for attempt in to_grade:
+            self.restore_counted(attempt)
 
-    def _grade(self, assignment: str, student: str):
-        """``grade_assignment`` for one student, one worker: each waiting student gets their own, so a submission
-        that loops until its time limit delays nobody else's feedback (the threads are the parallelism)."""
+    def _grade(self, assignment: str, students: list[str]) -> dict:
+        """``grade_assignment`` for these students on one worker (the grading threads are the parallelism):
+        student -> GradeResult."""
         from .grade import grade_assignment
 
-        results = grade_assignment(assignment, root=self.root, students=[student], workers=1,
+        results = grade_assignment(assignment, root=self.root, students=students, workers=1,
                                    scheduler=self.scheduler, sandbox=self.sandbox, progress=False)
-        return next((r for r in results if r.student_id == student), None)
+        return {r.student_id: r for r in results}
 
     def restore_counted(self, attempt) -> None:
         """Under 'best', keep the gradebook on the attempt that counts: when this attempt scored lower than an
@@ -338,7 +376,7 @@ class Service:
         if s.counted is None or s.counted is attempt or not attempt.uses_attempt or self.stopping:
             return
         self.collect(s.counted)
-        self._grade(attempt.assignment, attempt.student)
+        self._grade(attempt.assignment, [attempt.student])
         say(f"{attempt.student} {attempt.assignment}: gradebook back on attempt {s.counted.number} (the best one)")
 
     # ------------------------------------------------------------------------------------------ the exchange
