@@ -13,7 +13,12 @@ tracebacks that quote the failing line. Here, after grading:
 * a test cell's error output keeps its exception name and message (the assertion message: the misconception and
   the hint) but loses the traceback, which quotes source lines;
 * any remaining output line that contains a line of hidden-test source (e.g. printed by the student's code through
-  ``inspect``) is replaced by ``[hidden test]``.
+  ``inspect``) is replaced by ``[hidden test]``;
+* once a test cell with hidden tests has run, student code could have read them (from the kernel's history or
+  source cache) and print them encoded (base64, reversed, split across lines), which no scrubbing can recognise:
+  the printed and displayed outputs of that cell and of every later cell are not shown (a note says so); errors
+  keep their name and message. The course's own assignments avoid the question: their hidden checks never enter
+  the student's kernel (``mlops_helpers.checks``).
 
 Run ``python -m autograder grade`` (or ``nbgrader autograde``) first.
 """
@@ -44,11 +49,13 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    written = generate_feedback(args.assignment, root=args.course_dir, students=args.students)
+    failed: list[str] = []
+    written = generate_feedback(args.assignment, root=args.course_dir, students=args.students, failures=failed)
     for path in written:
         print(path, file=sys.stderr)
-    print(f"wrote {len(written)} feedback file(s)", file=sys.stderr)
-    return 0
+    print(f"wrote {len(written)} feedback file(s)" + (f"; {len(failed)} student(s) failed, see above" if failed
+                                                       else ""), file=sys.stderr)
+    return 1 if failed else 0
 
 
 def hidden_regions(source: str, begin: str = "BEGIN HIDDEN TESTS", end: str = "END HIDDEN TESTS") -> tuple[str, list[str]]:
@@ -86,6 +93,7 @@ def _preprocessor_class():
 
         def preprocess(self, nb, resources):
             info = resources["nbgrader"]
+            self.after_hidden = False  # a test cell with hidden tests has run (cells are visited in order)
             self.clean_source: dict[str, str] = {}
             self.hidden_lines: set[str] = set()
             with Gradebook(info["db_url"]) as gb:
@@ -116,6 +124,16 @@ def _preprocessor_class():
             else:
                 cell.source, hidden = hidden_regions(cell.source, self.begin_test_delimeter, self.end_test_delimeter)
                 has_hidden = bool(hidden)
+            if has_hidden and cell.get("cell_type") == "code":
+                self.after_hidden = True
+            if self.after_hidden and cell.get("outputs"):
+                kept = [o for o in cell.outputs if o.get("output_type") == "error"]
+                if len(kept) < len(cell.outputs):
+                    from nbformat.v4 import new_output
+
+                    kept.insert(0, new_output("stream", name="stdout", text=(
+                        "[output not shown in the feedback: it was produced after hidden tests ran]\n")))
+                cell.outputs = kept
             for output in cell.get("outputs", []):
                 if output.get("output_type") == "error":
                     if has_hidden:
@@ -167,8 +185,12 @@ def feedback_config(config, preamble: str = ""):
     return config
 
 
-def generate_feedback(assignment: str, *, root=None, students=None, preambles: dict | None = None) -> list[Path]:
+def generate_feedback(assignment: str, *, root=None, students=None, preambles: dict | None = None,
+                      failures: list[str] | None = None) -> list[Path]:
     """Write the feedback HTML of every graded student of ``assignment`` (or of ``students``); return the files.
+
+    A student whose feedback cannot be made is reported on stderr and appended to ``failures``; the others carry
+    on (AutograderError only when none could be written).
 
     Each page starts with the student's summary (:func:`attempt_summary`; ``preambles`` maps a student to the
     markdown to use instead)."""
@@ -191,24 +213,28 @@ def generate_feedback(assignment: str, *, root=None, students=None, preambles: d
     if not graded:
         raise AutograderError(f"no graded submission of {assignment!r} in {autograded}: "
                               f"run `python -m autograder grade {assignment}` first")
-    written = []
+    written, failed = [], failures if failures is not None else []
     for student in graded:
-        if preambles is not None and student in preambles:
-            preamble = preambles[student]
-        else:
-            preamble = attempt_summary(course, assignment, student)
-        config = feedback_config(course.config, preamble)
-        coursedir = CourseDirectory(config=config)
-        coursedir.assignment_id = assignment
-        coursedir.student_id = student
-        app = GenerateFeedback(coursedir=coursedir, config=config)
-        app.force = True
+        # one student's odd submission (a truncated notebook, an unusual id) never stops the others' feedback
         try:
+            if preambles is not None and student in preambles:
+                preamble = preambles[student]
+            else:
+                preamble = attempt_summary(course, assignment, student)
+            config = feedback_config(course.config, preamble)
+            coursedir = CourseDirectory(config=config)
+            coursedir.assignment_id = assignment
+            coursedir.student_id = student
+            app = GenerateFeedback(coursedir=coursedir, config=config)
+            app.force = True
             app.start()
-        except NbGraderException as exc:
-            raise AutograderError(f"feedback for {student} failed: {exc}") from exc
-        out = Path(coursedir.format_path(coursedir.feedback_directory, student, assignment))
-        written.extend(sorted(out.glob("*.html")))
+            out = Path(coursedir.format_path(coursedir.feedback_directory, student, assignment))
+            written.extend(sorted(out.glob("*.html")))
+        except (NbGraderException, Exception) as exc:  # noqa: BLE001 - reported per student
+            failed.append(f"{student!r}: {type(exc).__name__}: {str(exc)[:300]}")
+            print(f"feedback for {student!r} failed: {type(exc).__name__}: {str(exc)[:300]}", file=sys.stderr)
+    if failed and not written:
+        raise AutograderError(f"no feedback could be written: {'; '.join(failed)}")
     return written
 
 
