@@ -139,3 +139,24 @@ def test_graded_notebooks_agree_with_nbgrader_determine_grade(graded):
 
 def test_no_sandboxed_process_left_behind(graded):
     assert _sandbox_processes() == []
+
+
+@pytest.mark.full  # a Dask cluster start and the whole set again: about as long as the set itself
+def test_the_whole_set_on_the_dask_engine(grading_sandbox):
+    """Every case through the Dask engine (a LocalCluster of 2 worker processes), as ``grade --scheduler`` runs
+    them: the same status and score as expected, whatever worker grades it."""
+    from distributed import LocalCluster
+
+    from autograder.engines import get_engine
+    from autograder.unit import grade_job
+
+    with loopback_listener() as (port, _), LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                                        dashboard_address=None, host="127.0.0.1") as cluster:
+        cases = build_submissions(port=port, course_dir="/nonexistent-course")
+        jobs = [GradeJob("regression", ASSIGNMENT, name, {f"{NOTEBOOK}.ipynb": case.notebook}, specs_from_source(),
+                         {}, LIMITS, sandbox=True) for name, case in cases.items()]
+        with get_engine("dask", scheduler=cluster, job_timeout=600) as engine:
+            outcomes = {o.job.student_id: o for o in engine.map(grade_job, jobs)}
+    got = {name: (o.result.status, o.result.score) if o.error is None else ("engine error", repr(o.error))
+           for name, o in outcomes.items()}
+    assert got == {name: (case.status, case.score) for name, case in cases.items()}
