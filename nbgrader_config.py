@@ -77,6 +77,18 @@ c.Exchange.root = os.path.join(HERE, "exchange")
 # Where a student's `nbgrader fetch_assignment` puts their working copy (and `nbgrader submit` takes it from):
 # assignments/<assignment>/, also ignored by git, instead of folders scattered over the repository root.
 c.Exchange.assignment_dir = os.path.join(HERE, "assignments")
+# nbgrader's Assignments tab in JupyterLab (its assignment_list server extension) changes into this folder and reads
+# the nbgrader_config.py found THERE: without the folder it lists nothing ("Loading, please wait..." for ever), and
+# without a config there it looks for the exchange in /usr/local/share/nbgrader/exchange. So the folder gets a
+# config that loads this one.
+os.makedirs(c.Exchange.assignment_dir, exist_ok=True)
+_student_config = os.path.join(c.Exchange.assignment_dir, "nbgrader_config.py")
+if not os.path.exists(_student_config):
+    with open(_student_config, "w") as _fh:
+        _fh.write("# Written by the course's nbgrader_config.py (one folder up), which it loads: nbgrader's Assignments\n"
+                  "# tab reads the config of this folder.\nimport os\n\n"
+                  "load_subconfig(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "
+                  "'nbgrader_config.py'))  # noqa: F821\n")
 
 # --- grade on submit (python -m autograder watch; python -m autograder attempts ASSIGNMENT) ---------------------
 # The practice questions: unlimited attempts (the default), the best counts. The exercises: five graded attempts,
