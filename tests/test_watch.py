@@ -19,9 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from watch_course import Service, Student, env, kill_session, make_course, page_text
-
 from autograder.questions import load_bank
+from watch_course import Service, Student, env, kill_session, make_course
 
 ASSIGNMENT = "practice_questions"
 BANK = load_bank()
@@ -320,3 +319,36 @@ def test_exercise_feedback_names_failed_checks_and_a_too_soon_attempt_is_refused
     assert "Your attempt 2" in second and "This attempt was not graded" in second
     assert "attempts must be at least 60 s apart" in second and "it did not use up an attempt" in second
     assert "Attempts left: 4 of 5" in second
+
+
+def test_after_the_due_date_attempts_are_flagged_late_or_refused_and_solutions_are_released(tmp_path):
+    """nbgrader's due date (in the gradebook): an attempt after it is graded and flagged late under 'grade', refused
+    under 'refuse'; the practice questions' solutions (unlimited attempts) appear in the feedback once it passed."""
+    import datetime as dt
+
+    from nbgrader.api import Gradebook
+
+    from autograder.attempts import Ledger
+    from autograder.feedback import attempt_summary
+    from autograder.grade import Course
+    from autograder.watch import Service as WatchService
+
+    course = make_course(tmp_path, policy="c.AttemptsPolicy.after_due = {'fix_the_pipeline': 'refuse'}")
+    due = dt.datetime(2026, 1, 1, 12, 0, 0)
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        gb.update_or_create_assignment(ASSIGNMENT, duedate=due)
+        gb.update_or_create_assignment("fix_the_pipeline", duedate=due)
+    service = WatchService(course)
+    service.course, service.ledger = Course.open(course), Ledger(course)
+    before = service.ledger.add("a+x+1", ASSIGNMENT, "a", "2026-01-01 11:59:00.000000 UTC")
+    after = service.ledger.add("a+x+2", ASSIGNMENT, "a", "2026-01-01 12:01:00.000000 UTC")
+    late_exercise = service.ledger.add("a+y+1", "fix_the_pipeline", "a", "2026-01-02 09:00:00.000000 UTC")
+    assert (service.decide(before), before.late) == (None, False)
+    assert (service.decide(after), after.late) == (None, True)
+    assert service.decide(late_exercise) == ("not graded: submitted after the due date, and this assignment takes no "
+                                             "late attempts")
+    after.state, after.status, after.score, after.max_score = "graded", "ok", 3.0, 19.0
+    summary = attempt_summary(service.course, ASSIGNMENT, "a", attempt=after, ledger=service.ledger,
+                              policy=service.policy)
+    assert "## Your attempt 2 (late)" in summary and "Attempts left: **unlimited**" in summary
+    assert "## Step-by-step solutions" in summary and all(step in summary for q in BANK for step in q.solution)
