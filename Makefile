@@ -1,6 +1,7 @@
 # MLOps Bridge — entry points. Every target sets itself up (make setup) first.
 #   make course   execute every lesson headless into build/ (then release, grade and report the assignments)
-#   make test     the test suite (< 10 min on 2 cores)
+#   make test     make lint, then the test suite (< 10 min on 2 cores)
+#   make lint     ruff's lint rules (pyproject.toml [tool.ruff]) over the code and the notebooks
 #   make test-full  everything, including the slow browser / PostgreSQL / full-notebook tests
 #   make lab      open the course in JupyterLab
 #   make bench    speed measurements, printed as ratios measured side by side
@@ -17,10 +18,10 @@ GRADE_FLAGS ?=
 export PATH := $(BIN):$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup course test test-full lab bench clean help
+.PHONY: setup course lint test test-full lab bench clean help
 
 help:
-	@sed -n '1,7p' Makefile
+	@sed -n '1,8p' Makefile
 
 setup: $(STAMP)
 
@@ -53,7 +54,10 @@ course: setup
 		$(BIN)/python -m autograder report $$a --course-dir build/course --out build/report/$$a; \
 	done
 
-test: setup
+lint: setup
+	$(BIN)/ruff check .
+
+test: setup lint
 	$(BIN)/python -m pytest -m "not full" $(PYTEST_ARGS)
 
 test-full: setup

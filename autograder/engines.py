@@ -6,9 +6,9 @@ order. It never decides scores and never touches the gradebook (only the grading
 ``local``
     a :class:`concurrent.futures.ProcessPoolExecutor` of ``workers`` long-lived processes. Workers are forked from a
     forkserver that has already imported the grading unit, so no job pays for Python start-up or for
-    ``import nbformat`` (2-3.6 s here, DESIGN.md): that, plus running ``workers`` kernels at once, is where the speed
-    comes from. A worker process that dies (segfault, OOM killer...) costs an ``error`` for the job it was running
-    only: the pool is rebuilt and the other jobs are re-run.
+    ``import nbformat`` (seconds, most of it jsonschema's dependencies): that, plus running ``workers`` kernels at
+    once, is where the speed comes from. A worker process that dies (segfault, OOM killer...) costs an ``error``
+    for the job it was running only: the pool is rebuilt and the other jobs are re-run.
 ``dask``
     a :class:`distributed.Client` connected to a scheduler address; the same jobs go through ``client.map`` and come
     back through ``distributed.as_completed``. Jobs are plain dataclasses, so the workers can be other machines

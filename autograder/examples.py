@@ -61,7 +61,7 @@ def submit(assignment: str, course_dir: str | Path) -> list[Path]:
         answer_ids = [c["metadata"]["nbgrader"]["grade_id"] for c in released["cells"]
                       if c["metadata"].get("nbgrader", {}).get("grade_id") in solutions]
         half = set(answer_ids[: (len(answer_ids) + 1) // 2])
-        for student, chosen in zip(STUDENTS, (set(answer_ids), set(), half)):
+        for student, chosen in zip(STUDENTS, (set(answer_ids), set(), half), strict=True):
             nb = json.loads(json.dumps(released))
             for cell in nb["cells"]:
                 grade_id = cell["metadata"].get("nbgrader", {}).get("grade_id")

@@ -49,8 +49,8 @@ def export(root=None, to="grades.csv", assignments=(), students=()) -> Path:
         known_students = {s.id for s in gb.students}
         for name in assignments:
             if name not in known_assignments:
-                raise UnknownAssignmentError(
-                    f"no assignment {name!r} in the gradebook; it has: {', '.join(sorted(known_assignments)) or 'none'}")
+                known = ", ".join(sorted(known_assignments)) or "none"
+                raise UnknownAssignmentError(f"no assignment {name!r} in the gradebook; it has: {known}")
         unknown = sorted(set(students) - known_students)
         if unknown:
             raise UnknownAssignmentError(f"no student {', '.join(unknown)} in the gradebook")

@@ -91,7 +91,8 @@ class ClearSolutionsWithStubs(ClearSolutions):
         for line in cell.source.split("\n"):
             if self.begin_solution_delimeter in line:
                 if in_solution or replaced:
-                    raise StubRegionError(f"a cell with a stub region must have exactly one solution region:\n{cell.source}")
+                    raise StubRegionError(
+                        f"a cell with a stub region must have exactly one solution region:\n{cell.source}")
                 in_solution = replaced = True
                 new_lines.extend(stub)
             elif self.end_solution_delimeter in line:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 
 def main(argv: list[str]) -> int:
-    names = argv or sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if not m.name.startswith("_"))
+    modules = pkgutil.iter_modules([str(Path(__file__).parent)])
+    names = argv or sorted(m.name for m in modules if not m.name.startswith("_"))
     failed = []
     for name in names:
         print(f"== benchmarks.{name}", flush=True)

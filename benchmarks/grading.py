@@ -35,7 +35,8 @@ BIN = Path(sys.executable).parent
 
 # Answer variants for ps1's `squares` cell (right, off by one, no input check, ...): scores differ per student.
 SQUARES = [
-    "def squares(n):\n    if n < 1:\n        raise ValueError('n must be >= 1')\n    return [i ** 2 for i in range(1, n + 1)]",
+    "def squares(n):\n    if n < 1:\n        raise ValueError('n must be >= 1')\n"
+    "    return [i ** 2 for i in range(1, n + 1)]",
     "def squares(n):\n    return [i ** 2 for i in range(1, n + 1)]",
     "def squares(n):\n    if n < 1:\n        raise ValueError()\n    return [i * i for i in range(n)]",
     "def squares(n):\n    if n < 1:\n        raise ValueError()\n    out = []\n    for i in range(1, n + 1):\n"
@@ -151,8 +152,9 @@ def main(argv: list[str]) -> int:
         print(f"ratio to the floor:             {to_floor:.2f}x  (goal <= 1.25x: "
               f"{'met' if to_floor <= 1.25 else 'NOT met'})")
         meaning = "; negative: the sandbox costs nothing measurable" if cost < 0 else ""
-        print(f"sandbox cost per submission:    {cost:+.2f} s  (mean job {sum(sandboxed_job) / len(sandboxed_job):.2f} s"
-              f" sandboxed vs {sum(plain_job) / len(plain_job):.2f} s{meaning})")
+        mean_sandboxed, mean_plain = sum(sandboxed_job) / len(sandboxed_job), sum(plain_job) / len(plain_job)
+        print(f"sandbox cost per submission:    {cost:+.2f} s  (mean job {mean_sandboxed:.2f} s"
+              f" sandboxed vs {mean_plain:.2f} s{meaning})")
     return 0
 
 

@@ -103,8 +103,9 @@ def signature_unchanged(candidate_signature, champion_signature) -> Check:
         return Check("signature unchanged", candidate_signature is not None,
                      "no champion yet" if candidate_signature is not None else "candidate has no signature")
     same = candidate_signature is not None and candidate_signature.to_dict() == champion_signature.to_dict()
+    candidate_inputs = candidate_signature.inputs if candidate_signature else None
     detail = "same inputs and outputs" if same else (
-        f"candidate {candidate_signature.inputs if candidate_signature else None} != champion {champion_signature.inputs}")
+        f"candidate {candidate_inputs} != champion {champion_signature.inputs}")
     return Check("signature unchanged", same, detail)
 
 

@@ -18,7 +18,8 @@ from .tracking import absolute_tracking_uri
 
 #: The line ``mlflow run`` prints when the project's command exited 0 (the seed lesson's expected output).
 SUCCEEDED = re.compile(r"=== Run \(ID '(?P<run_id>[0-9a-f]+)'\) succeeded ===")
-UI_PORT = 5002  # the course's port plan: UI 5002, lesson 04's model server 5001, lesson 06's smoke test 5003 (never 5000)
+# the course's port plan: UI 5002, lesson 04's model server 5001, lesson 06's smoke test 5003 (never 5000)
+UI_PORT = 5002
 
 
 def find_project_root(start: str | Path | None = None) -> Path:

@@ -164,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         description="Execute lesson notebooks headless with papermill, in teaching order, into an output folder. "
         "Exits 1 naming the notebook and cell at the first failure.",
     )
-    parser.add_argument("folder", nargs="?", default="notebooks", help="folder of lesson notebooks (default: notebooks)")
+    parser.add_argument("folder", nargs="?", default="notebooks",
+                        help="folder of lesson notebooks (default: notebooks)")
     parser.add_argument("--out", default="build/notebooks", help="where executed copies go (default: build/notebooks)")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                         help="parameter passed to every notebook, e.g. -p tracking_uri sqlite:///build/mlflow.db")

@@ -1,6 +1,6 @@
 """Tracking set-up and a fast train-and-log, shared by the lessons.
 
-Conventions (DESIGN.md): an explicit ``tracking_uri`` wins, then ``MLFLOW_TRACKING_URI``, then
+Conventions: an explicit ``tracking_uri`` wins, then ``MLFLOW_TRACKING_URI``, then
 ``sqlite:///mlflow.db`` in the working directory (MLflow 3's own default).
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from importlib.metadata import version
+from pathlib import Path
 
 import mlflow
 import mlflow.sklearn
@@ -101,7 +101,7 @@ def pip_requirements() -> list[str]:
     """Pinned requirements for an iris scikit-learn model.
 
     Passing these to ``log_model(pip_requirements=...)`` skips MLflow's requirement inference, a
-    subprocess that costs ~7 s on the course machine. The list is what inference finds for
+    subprocess that costs seconds. The list is what inference finds for
     this model anyway: MLflow's own default for the sklearn flavour plus the libraries it loads with.
     """
     reqs = list(mlflow.sklearn.get_default_pip_requirements(include_skops=True))

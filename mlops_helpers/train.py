@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--random-state", type=non_negative_int, default=42,
                         help="seed of the train/test split and the model (default: 42, the seed lesson's)")
     parser.add_argument("--tracking-uri", default=None,
-                        help="tracking store when run on its own (default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db); "
+                        help="tracking store when run on its own "
+                        "(default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db); "
                         "ignored under `mlflow run`, which chooses the store")
     parser.add_argument("--experiment-name", default=None,
                         help="experiment when run on its own (default: mlops-bridge); ignored under `mlflow run`, "
@@ -106,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
 
     project_run_id = os.environ.get("MLFLOW_RUN_ID")  # set by `mlflow run` for the command it starts
     if project_run_id:
-        check_recorded_params(project_run_id, {"max_iter": args.max_iter, "C": args.C, "random_state": args.random_state})
+        check_recorded_params(project_run_id,
+                              {"max_iter": args.max_iter, "C": args.C, "random_state": args.random_state})
     else:
         tracking.setup_experiment(args.tracking_uri, args.experiment_name or tracking.DEFAULT_EXPERIMENT)
     result = tracking.train_and_log(

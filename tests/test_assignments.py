@@ -13,7 +13,6 @@ each kind of submission graded once per assignment. fix_the_pipeline (mlflow + s
 from __future__ import annotations
 
 import ast
-import copy
 import csv
 import html
 import json
@@ -129,7 +128,8 @@ def make_submission(root: Path, assignment: str, student: str) -> Path:
 
 def grade_cells(root: Path, assignment: str) -> dict[str, float]:
     """grade_id -> points of every autograded test cell of the source notebook."""
-    return {nbgrader_meta(c)["grade_id"]: float(nbgrader_meta(c)["points"]) for c in read(source_notebook(root, assignment)).cells
+    cells = read(source_notebook(root, assignment)).cells
+    return {nbgrader_meta(c)["grade_id"]: float(nbgrader_meta(c)["points"]) for c in cells
             if nbgrader_meta(c).get("grade") and c.cell_type == "code"}
 
 
@@ -306,7 +306,7 @@ def test_partial_submission_scores_exactly_the_expected_points(graded):
     right = PARTIAL[assignment]["right"]
     assert set(graded["cells"]["partial"]) == set(grade_cells(root, assignment))  # deleted cells were put back
     expected = expected_partial_cells(root, assignment)
-    for grade_id, (got, out_of) in graded["cells"]["partial"].items():
+    for grade_id, (got, _out_of) in graded["cells"]["partial"].items():
         assert got == expected[grade_id], grade_id
     assert any(item(gid) in right for gid in PARTIAL[assignment]["deleted"])  # ... and earned their points
 
@@ -385,7 +385,8 @@ def test_release_verb_force_rereleases(tmp_path, capsys):
     total = sum(grade_cells(root, "practice_questions").values())
     assert total == 19 and f"10 autograded cells, {total:g} points" in capsys.readouterr().out
     assert main(["release", "practice_questions", "--force", "--course-dir", str(root)]) == 0
-    assert (root / "exchange" / "mlops-bridge" / "outbound" / "practice_questions" / "practice_questions.ipynb").is_file()
+    outbound = root / "exchange" / "mlops-bridge" / "outbound"
+    assert (outbound / "practice_questions" / "practice_questions.ipynb").is_file()
 
 
 def test_readme_states_the_points_of_each_assignment():
@@ -480,7 +481,8 @@ def lesson_04_payloads() -> dict[str, str]:
         for node in ast.walk(ast.parse(cell.source)):
             if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict)
                     and any(isinstance(t, ast.Name) and t.id == "payloads" for t in node.targets)):
-                return {ast.literal_eval(k): ast.unparse(v) for k, v in zip(node.value.keys, node.value.values)}
+                pairs = zip(node.value.keys, node.value.values, strict=True)
+                return {ast.literal_eval(k): ast.unparse(v) for k, v in pairs}
     raise AssertionError("lesson 04 no longer has its `payloads = {...}` table of accepted formats: "
                          "update lesson_04_payloads()")
 
@@ -527,7 +529,8 @@ def test_ex4_names_the_column_order_rule_in_a_visible_test(fix_setup, fix_cells)
     ("def build_payload(batch):\n    return batch.values.tolist()", ["HTTP 400", "Received a list"]),
     ("def build_payload(batch):\n    return None", ["HTTP 400", "unexpected input type"]),
     ('def build_payload(batch):\n    return {"inputs": batch.values.tolist()}', ["HTTP 400", "missing inputs"]),
-    ('def build_payload(batch):\n    return {"dataframe_split": {"columns": list(batch.columns), "data": batch.values}}',
+    ('def build_payload(batch):\n'
+     '    return {"dataframe_split": {"columns": list(batch.columns), "data": batch.values}}',
      ["cannot be sent as JSON", ".tolist()"]),
     ('def build_payload(batch):\n    return {"inputs": batch.to_dict(orient="list"), '
      '"instances": batch.to_dict(orient="records")}', ["HTTP 400", "exactly one of the input fields"]),
@@ -561,7 +564,8 @@ def test_ex4_judge_agrees_with_the_real_scoring_server(fix_setup, fix_cells, tmp
     client = TestClient(scoring_server.init(mlflow.pyfunc.load_model(str(tmp_path / "model"))))
     builders = {f"lesson 04 {key}": payload_builder(expr, reorder=True) for key, expr in lesson_04_payloads().items()}
     builders |= {
-        "mlflow1": 'def build_payload(batch):\n    return {"columns": list(batch.columns), "data": batch.values.tolist()}',
+        "mlflow1": ('def build_payload(batch):\n'
+                    '    return {"columns": list(batch.columns), "data": batch.values.tolist()}'),
         "bare list": "def build_payload(batch):\n    return batch.values.tolist()",
         "unnamed rows": 'def build_payload(batch):\n    return {"instances": batch.values.tolist()}',
         "records": 'def build_payload(batch):\n    return {"dataframe_records": batch.to_dict(orient="records")}',

@@ -57,7 +57,8 @@ def test_ui_command_names_the_absolute_store_and_its_own_port(tmp_path, monkeypa
     assert lessons.ui_command("sqlite:///mlflow.db") == (
         f"mlflow ui --backend-store-uri sqlite:///{tmp_path.resolve()}/mlflow.db --port 5002"
     )
-    assert lessons.ui_command("sqlite:////a b/m.db", port=5050) == "mlflow ui --backend-store-uri 'sqlite:////a b/m.db' --port 5050"
+    assert (lessons.ui_command("sqlite:////a b/m.db", port=5050)
+            == "mlflow ui --backend-store-uri 'sqlite:////a b/m.db' --port 5050")
 
 
 def test_kernel_python_goes_first_on_path_once(monkeypatch):
@@ -113,8 +114,8 @@ def test_lesson_01_logs_the_seed_run_the_mlflow3_run_and_the_sweep(run_lesson, t
 
     seed_runs = [r for r in runs if not r.data.params]  # the seed's example logs no parameters
     assert len(seed_runs) == 1 and seed_runs[0].data.metrics["accuracy"] == expected_accuracy()
-    seed_cell_err = "".join(o.get("text", "") for c in done.notebook.cells if "deprecated-on-purpose" in c.metadata.get("tags", [])
-                            for o in c.outputs if o.get("name") == "stderr")
+    tagged = [c for c in done.notebook.cells if "deprecated-on-purpose" in c.metadata.get("tags", [])]
+    seed_cell_err = "".join(o.get("text", "") for c in tagged for o in c.outputs if o.get("name") == "stderr")
     assert "`artifact_path` is deprecated" in seed_cell_err  # shown on purpose, in the tagged cell only
 
     (mlflow3,) = [r for r in runs if r.data.tags.get("mlflow.runName") == "mlflow3-way"]
@@ -202,8 +203,8 @@ def test_one_port_plan_in_lessons_helpers_and_docs():
 
 def test_one_mlflow_ui_path_in_lessons_and_docs():
     within_a_paragraph = r"(?:(?!\n\n).)*?"
-    path = re.compile(rf"\*\*Model training\*\*{within_a_paragraph}→ \*\*Experiments\*\* →{within_a_paragraph}→ \*\*Runs\*\*",
-                      re.S)
+    path = re.compile(rf"\*\*Model training\*\*{within_a_paragraph}→ \*\*Experiments\*\* →"
+                      rf"{within_a_paragraph}→ \*\*Runs\*\*", re.S)
     for name in ("README.md", "docs/troubleshooting.md", "notebooks/01_experiment_tracking.ipynb",
                  "notebooks/03_model_versions.ipynb"):
         text = _prose(ROOT / name)

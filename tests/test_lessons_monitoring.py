@@ -96,7 +96,8 @@ def test_lesson_06_blocks_bad_candidates_promotes_and_serves_the_good_one(run_le
     # decisions on the 28 validation flowers, with a one-flower tolerance; the test rows only for the final check
     split = split_iris_validation(42)
     champion, good = (mlflow.pyfunc.load_model(f"models:/iris-classifier/{v}") for v in (1, 4))
-    wrong = {name: int((m.predict(split.X_val) != split.y_val).sum()) for name, m in (("champion", champion), ("good", good))}
+    wrong = {name: int((m.predict(split.X_val) != split.y_val).sum())
+             for name, m in (("champion", champion), ("good", good))}
     assert wrong == {"champion": 1, "good": 2}  # one flower worse: within the tolerance, so promoted
     assert f"PASS  not worse than champion: {26 / 28:.3f} vs champion {27 / 28:.3f} (tolerance {1 / 28:.3f})" in text
     assert "28 validation flowers: one flower = 0.036 of accuracy; tolerance 0.036 (1 flower)" in text

@@ -53,7 +53,7 @@ def test_project_files_declare_the_entry_point_and_environment():
         assert locked[name] == pinned, f"python_env.yaml pins {requirement}, requirements.lock has {locked[name]}"
 
 
-@pytest.mark.full  # 30-60 s on the shared 2-core machine; make test keeps its budget, CI runs it
+@pytest.mark.full  # a real `mlflow run`, slow: make test keeps its budget, CI runs it
 def test_mlflow_run_at_the_root_logs_a_finished_run_with_the_params(tracking_uri, experiment):
     done = mlflow_run(tracking_uri, experiment, "max_iter=150", "C=0.5")
     assert done.returncode == 0, done.stderr
@@ -73,11 +73,12 @@ def test_mlflow_run_at_the_root_logs_a_finished_run_with_the_params(tracking_uri
     assert (model.predict(split.X_test) == expected.predict(split.X_test)).all()
 
 
-@pytest.mark.full  # ~10 s more of `mlflow run`; the same refusal is tested in-process in test_train.py
+@pytest.mark.full  # another `mlflow run`; the same refusal is tested in-process in test_train.py
 def test_bad_parameter_fails_with_the_entry_points_message(tracking_uri, experiment):
     done = mlflow_run(tracking_uri, experiment, "max_iter=ten")
     assert done.returncode != 0
-    assert "mlops_helpers.train: error: argument --max-iter: must be a whole number greater than 0, got 'ten'" in done.stderr
+    assert ("mlops_helpers.train: error: argument --max-iter: must be a whole number greater than 0, got 'ten'"
+            in done.stderr)
     (run,) = MlflowClient().search_runs([MlflowClient().get_experiment_by_name(experiment).experiment_id])
     assert run.info.status == "FAILED"
     assert "accuracy" not in run.data.metrics  # refused before training: nothing half-logged

@@ -27,7 +27,7 @@ def test_psi_equals_a_hand_computed_value():
     current = np.array([10] * 10 + [30] * 20 + [60] * 30 + [90] * 40)
     ref = [0.25, 0.25, 0.25, 0.25]
     cur = [0.10, 0.20, 0.30, 0.40]
-    by_hand = sum((c - r) * math.log(c / r) for c, r in zip(cur, ref))
+    by_hand = sum((c - r) * math.log(c / r) for c, r in zip(cur, ref, strict=True))
     assert m.psi(reference, current, bins=4) == pytest.approx(by_hand)   # 0.2282...
     assert m.psi(reference, reference, bins=4) == 0.0
 

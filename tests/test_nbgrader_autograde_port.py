@@ -12,7 +12,7 @@ one bad submission is a status (``--json``), never a crash of the batch, and the
 submission got one (nbgrader exits 1 when any submission fails; ``Autograde.create_student=False`` exits 1 here too);
 a notebook missing from a submission is status ``missing`` naming it; a kernel other than Python is status ``error``
 naming it. The two tests nbgrader always skips run here: test_many_students (marked ``full`` and ``postgres``: 50
-sandboxed submissions on a PostgreSQL gradebook limited to 5 connections, about a minute on 2 cores) and
+sandboxed submissions on a PostgreSQL gradebook limited to 5 connections, slow) and
 test_infinite_loop_with_output (the kernel's memory limit stops it in seconds).
 
 The fixture notebooks are nbgrader's own, copied in ``tests/nbgrader_files/`` with nbgrader's licence.
@@ -49,7 +49,7 @@ class Course:
         root.mkdir(parents=True)
         (root / "nbgrader_config.py").write_text("c = get_config()\n")
         if self.db_url.startswith("sqlite:///"):
-            # a copy of an empty gradebook nbgrader created (its alembic migrations cost 2.5 s a gradebook here)
+            # a copy of an empty gradebook nbgrader created (its alembic migrations cost seconds a gradebook)
             shutil.copy(empty_gradebook, self.db_url[len("sqlite:///"):])
 
     # ------------------------------------------------------------------ set-up (nbgrader's API, in this process)
@@ -936,13 +936,13 @@ def test_no_execute(course):
     course.grade()
     new = read_nb(course.path("autograded/foo/ps1/p1.ipynb"))
     assert any(("outputs" in o and o.outputs != n.outputs) or ("outputs" not in o and "outputs" in n)
-               for o, n in zip(orig.cells, new.cells))
+               for o, n in zip(orig.cells, new.cells, strict=True))
 
     rows = course.grade("--force", "--no-execute")
     assert rows["foo"]["status"] == "ok", rows
     new = read_nb(course.path("autograded/foo/ps1/p1.ipynb"))
     assert len(new.cells) == len(orig.cells)
-    for o, n in zip(orig.cells, new.cells):
+    for o, n in zip(orig.cells, new.cells, strict=True):
         if "outputs" in o:
             assert o.outputs == n.outputs
         else:
@@ -963,8 +963,9 @@ def test_many_students(tmp_path, capsys, monkeypatch, empty_gradebook):
     e.g. 5): 50 students autograded on a PostgreSQL gradebook. Here on a throwaway cluster whose gradebook role may
     hold at most 5 connections at once: all 50 submissions get status ok and the same score, each with its
     autograded notebook and its gradebook submission (the grader never holds more gradebook connections than
-    that). Marked ``full`` (and ``postgres``): about a minute on 2 cores."""
+    that). Marked ``full`` (and ``postgres``): slow."""
     import psycopg2
+
     from pg import PostgresCluster
 
     with PostgresCluster() as pg:

@@ -2,9 +2,9 @@
 
 import mlflow
 import pytest
-from mlflow_state import reset_mlflow_globals
 from mlflow import MlflowClient
 
+from mlflow_state import reset_mlflow_globals
 from mlops_helpers import registry, tracking
 from mlops_helpers.data import split_iris, split_iris_validation
 from mlops_helpers.exceptions import RegistryError
@@ -12,7 +12,7 @@ from mlops_helpers.exceptions import RegistryError
 
 @pytest.fixture(scope="module")
 def two_versions(tmp_path_factory):
-    """One store for the read-only tests (a fresh sqlite store costs ~8 s of migrations here): the seed's model
+    """One store for the read-only tests (a fresh sqlite store costs seconds of migrations): the seed's model
     (C=1.0, validation accuracy 27/28) in one experiment, then a weaker one (C=0.01, 25/28) in another, both
     fitted on the validation split's training rows and registered as versions 1 and 2 of ``iris-cmp`` with
     aliases champion -> 1, challenger -> 2."""
@@ -115,7 +115,8 @@ def test_score_versions_compares_predictions(two_versions):
     assert scores.loc[1, "accuracy"] == pytest.approx(27 / 28) and scores.loc[1, "wrong"] == 1
     assert scores.loc[2, "accuracy"] == pytest.approx(25 / 28) and scores.loc[2, "wrong"] == 3
     best, worse = two_versions
-    assert scores.loc[2, "differs_from_first"] == (best.model.predict(split.X_val) != worse.model.predict(split.X_val)).sum()
+    differ = (best.model.predict(split.X_val) != worse.model.predict(split.X_val)).sum()
+    assert scores.loc[2, "differs_from_first"] == differ
     assert scores.loc[2, "differs_from_first"] >= 2 and scores.loc[1, "differs_from_first"] == 0
 
 

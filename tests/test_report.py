@@ -38,7 +38,7 @@ def course(tmp_path):
             gb.add_student(student)
         for student, values in SCORES.items():
             gb.add_submission("hw", student)
-            for question, value in zip(QUESTIONS, values):
+            for question, value in zip(QUESTIONS, values, strict=True):
                 nb, cell = question.split("/")
                 grade = gb.find_grade(cell, nb, "hw", student)
                 grade.auto_score, grade.needs_manual_grade = value, False
@@ -127,4 +127,5 @@ def test_concurrent_graders_do_not_lose_each_others_statuses(course):
     with get_context("spawn").Pool(4) as pool:
         pool.map(_write_one, [(str(course), s) for s in new])
     students = json.loads((course / ".autograder" / "hw.status.json").read_text())["students"]
-    assert {f"{s}-{i}" for s in new for i in range(200)} <= set(students) and "ghost" in students and students["s08"]["status"] == "timeout"
+    assert {f"{s}-{i}" for s in new for i in range(200)} <= set(students) and "ghost" in students
+    assert students["s08"]["status"] == "timeout"

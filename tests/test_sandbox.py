@@ -137,9 +137,10 @@ def test_sandboxed_kernel_runs_and_leaves_nothing(tmp_path):
     os.chown(scratch / "ipc", uid, uid)
 
     async def main():
+        ipc = scratch / "ipc"
         km = sandbox.SandboxedKernelManager(scratch=scratch, workdir=scratch / "work", memory_mb=1024,
                                             max_processes=64, kernel_name="python3", transport="ipc",
-                                            ip=str(scratch / "ipc" / "k"), connection_file=str(scratch / "ipc" / "c.json"))
+                                            ip=str(ipc / "k"), connection_file=str(ipc / "c.json"))
         await km.start_kernel()
         kc = km.client()
         kc.start_channels()

@@ -1,7 +1,7 @@
 import mlflow
 import pytest
-from sklearn.linear_model import LogisticRegression
 from mlflow import MlflowClient
+from sklearn.linear_model import LogisticRegression
 
 from mlops_helpers import tracking
 from mlops_helpers.exceptions import TrackingError

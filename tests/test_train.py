@@ -55,12 +55,14 @@ def test_bad_value_is_refused_before_anything_is_logged(tracking_uri, tmp_path, 
 
 
 def test_standalone_run_logs_params_accuracy_and_model(tracking_uri, capsys):
-    assert train.main(["--max-iter", "100", "--C", "0.5", "--random-state", "7", "--experiment-name", "unit-train-cli"]) == 0
+    args = ["--max-iter", "100", "--C", "0.5", "--random-state", "7", "--experiment-name", "unit-train-cli"]
+    assert train.main(args) == 0
     printed = dict(line.split("=", 1) for line in capsys.readouterr().out.splitlines())
     run = MlflowClient().get_run(printed["run_id"])
     assert MlflowClient().get_experiment(run.info.experiment_id).name == "unit-train-cli"
     assert run.info.status == "FINISHED"
-    assert {k: run.data.params[k] for k in ("max_iter", "C", "random_state")} == {"max_iter": "100", "C": "0.5", "random_state": "7"}
+    params = {k: run.data.params[k] for k in ("max_iter", "C", "random_state")}
+    assert params == {"max_iter": "100", "C": "0.5", "random_state": "7"}
     assert run.data.metrics["accuracy"] == pytest.approx(expected_accuracy(100, 0.5, 7))
     assert run.data.tags["entry_point"] == "mlops_helpers.train"
     assert printed["tracking_uri"] == tracking_uri

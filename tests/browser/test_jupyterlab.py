@@ -73,7 +73,8 @@ ERROR_JS = """() => Array.from(document.querySelectorAll(
 # remaining cells unexecuted: waiting for their counts would only time out).
 DONE_JS = """() => {
     const prompts = Array.from(document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputPrompt'));
-    const errors = Array.from(document.querySelectorAll('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'))
+    const errors = Array.from(document.querySelectorAll(
+            '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'))
         .filter(e => /Traceback|Error\\b.*:/.test(e.textContent));
     const busy = document.querySelector('.jp-Notebook-ExecutionIndicator[data-status="idle"]') === null;  // status bar
     return !busy && (errors.length > 0 || (prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent))));

@@ -1,1 +1,1 @@
-"""Regression set of good and hostile submissions for the grading unit (issue 6 item 8)."""
+"""Regression set of good and hostile submissions for the grading unit."""
