@@ -421,17 +421,54 @@ def error_result_for(student: str, specs, reason: str) -> GradeResult:
                        score=0.0, max_score=float(sum(spec.max_score for spec in specs)))
 
 
-def preflight(limits: Limits, sandbox: bool) -> None:
+#: A successful preflight is trusted again for this long, for the same interpreter, sandbox and limits (the grading
+#: service and a series of ``grade`` runs do not pay one kernel start each time).
+PREFLIGHT_VALID_SECONDS = 15 * 60
+
+
+def _preflight_key(limits: Limits, sandbox: bool) -> str:
+    import shutil
+
+    from . import kernel_guard
+
+    parts = [os.path.realpath(sys.executable), os.path.realpath(sys.prefix), str(limits.memory_mb),
+             str(limits.max_processes), str(sandbox), kernel_guard.__file__,
+             str(os.stat(kernel_guard.__file__).st_mtime_ns)]
+    for tool in ("bwrap", "prlimit", "setpriv") if sandbox else ():
+        path = shutil.which(tool)
+        parts.append(f"{path}:{os.stat(path).st_mtime_ns if path else ''}")
+    return "|".join(parts)
+
+
+def preflight(limits: Limits, sandbox: bool, cache_dir: Path | None = None) -> None:
     """Start one grading kernel, exactly as for a submission, before grading anything (about 2 s).
 
     When none can start (bubblewrap refusing, a broken kernelspec or venv, a ``--memory`` too small), this is one
     instructor-side error (exit 2) saying why, instead of the status ``error`` for every submission. For a memory
-    limit in which no kernel starts, the message names the smallest value that works.
+    limit in which no kernel starts, the message names the smallest value that works. A success is remembered in
+    ``cache_dir/preflight.json`` for :data:`PREFLIGHT_VALID_SECONDS` (same interpreter, sandbox tools and limits).
     """
     from .unit import kernel_starts, probe_kernel
 
+    key = _preflight_key(limits, sandbox)
+    cache = Path(cache_dir) / "preflight.json" if cache_dir is not None else None
+    try:
+        if cache is not None and cache.is_file() and not cache.is_symlink():
+            known = json.loads(cache.read_text())
+            if time.time() - known.get(key, 0) < PREFLIGHT_VALID_SECONDS:
+                return
+    except (OSError, ValueError, AttributeError):
+        pass
     why = probe_kernel(limits.memory_mb, sandbox)
     if why is None:
+        if cache is not None:
+            try:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_text(json.dumps({key: time.time()}))
+                os.replace(tmp, cache)
+            except OSError:
+                pass
         return
     if limits.memory_mb < Limits().memory_mb and not kernel_starts(limits.memory_mb) \
             and kernel_starts(Limits().memory_mb):
@@ -665,7 +702,7 @@ def grade_assignment(assignment: str, *, root=None, students=None, workers: int 
         if not specs:
             raise AutograderError(f"no notebook of {assignment!r} matches --notebook {notebook!r}")
     if execute:
-        preflight(limits, sandbox)
+        preflight(limits, sandbox, cache_dir=Path(course.coursedir.root) / ENGINE_DIR)
     submitted, missing = find_students(course, assignment, students, settings.student_id_exclude)
     grade_fn = grade_fn or _default_grade_fn()
 
