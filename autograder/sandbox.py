@@ -170,6 +170,23 @@ def sandboxed_command(kernel_cmd: list[str]) -> list[str]:
     return kernel_cmd
 
 
+def mount_scratch(scratch: Path, size_mb: int) -> bool:
+    """Mount a tmpfs of ``size_mb`` on the (empty) scratch folder, so that everything a submission writes there has
+    a total size limit (RLIMIT_FSIZE bounds one file only; a thousand of them would fill the grader's disk). Its
+    pages count against the writing kernel's memory cgroup. Needs root (as the sandbox's uid switch does); False,
+    and nothing mounted, where it cannot be done: the folder then stays on disk with the per-file limit alone."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        return False
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={int(size_mb)}m,mode=0700,nosuid,nodev",
+                           "autograder-scratch", str(scratch)], capture_output=True, text=True, timeout=30)
+    return proc.returncode == 0
+
+
+def unmount_scratch(scratch: Path) -> None:
+    """Undo :func:`mount_scratch` (lazily: a process still holding a file there cannot keep the grader waiting)."""
+    subprocess.run(["umount", "-l", str(scratch)], capture_output=True, text=True, timeout=30)
+
+
 def kernel_environment(scratch: Path, workdir: Path) -> dict[str, str]:
     """The variables every grading kernel gets, sandboxed or not (unsandboxed kernels get them over the grader's
     own environment): a clean home in the scratch folder (nothing read from or written to the instructor's

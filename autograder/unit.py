@@ -858,14 +858,18 @@ def grade_job(job: GradeJob) -> GradeResult:
     # scratch: the one folder bound read-write into the sandbox (the notebooks' working folder, home, sockets)
     root = Path(tempfile.mkdtemp(prefix="autograder-"))
     scratch = root / "sandbox"
+    mounted = False
     try:
         setup_error = None
         try:
             if job.sandbox:
                 from .sandbox import check_sandbox_cached
                 check_sandbox_cached()
-            from .sandbox import prepare_scratch, sandbox_uid
+            from .sandbox import mount_scratch, prepare_scratch, sandbox_uid
 
+            scratch.mkdir()
+            if job.sandbox:
+                mounted = mount_scratch(scratch, scratch_megabytes(job.limits))
             (scratch / "work").mkdir(parents=True)
             for rel, data in job.files.items():
                 safe = _safe_relative(rel)
@@ -893,6 +897,10 @@ def grade_job(job: GradeJob) -> GradeResult:
                                               None, _zero_scores(spec)))
         written, dropped = ({}, []) if setup_error else written_files(scratch / "work", job.files)
     finally:
+        if mounted:
+            from .sandbox import unmount_scratch
+
+            unmount_scratch(scratch)
         shutil.rmtree(root, ignore_errors=True)
     status = worst_status(r.status for r in results)
     reasons = [f"{r.name}: {r.reason}" for r in results if r.status != "ok" or r.reason != "graded"]
@@ -904,6 +912,12 @@ def grade_job(job: GradeJob) -> GradeResult:
                        notebooks=results, seconds=time.monotonic() - started,
                        score=sum(r.score for r in results), max_score=sum(r.max_score for r in results),
                        files=written)
+
+
+def scratch_megabytes(limits: Limits) -> int:
+    """Size of a submission's scratch folder (a tmpfs, where the grader may mount one): half the kernel's memory,
+    so that filling it ends with "No space left on device" before the memory cgroup stops the kernel."""
+    return max(64, limits.memory_mb // 2)
 
 
 def written_files(workdir: Path, given: dict[str, bytes]) -> tuple[dict[str, bytes], list[str]]:

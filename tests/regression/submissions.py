@@ -301,5 +301,12 @@ def build_submissions(port: int, course_dir: str) -> dict[str, Case]:
         "import os\nfds = []\nfor i in range(12):  # 2.4 GB of files in memory: not address space, not on disk\n"
         "    fd = os.memfd_create(f'fill{i}')\n    os.write(fd, b'x' * 200 * 1024 * 1024)\n    fds.append(fd)")}),
         "kernel_died", 3.0, "memory-backed files count against the kernel's memory cgroup")
+    cases["disk_fill"] = Case(_submit({}, before={"mean": (
+        "import os\ntry:\n    for i in range(40):  # 40 files of 200 MB: under the per-file limit, 8 GB in all\n"
+        "        with open(f'fill{i}', 'wb') as fh:\n            fh.write(b'x' * 200 * 1024 * 1024)\n"
+        "except OSError as exc:\n    print('stopped at file', i, exc)\n"
+        "finally:\n    for name in os.listdir('.'):\n"
+        "        if name.startswith('fill'):\n            os.remove(name)")}),
+        "ok", 4.0, "the scratch folder's total size is limited: 'No space left on device', points kept")
     cases["missing"] = Case(None, "missing", 0.0)
     return cases
