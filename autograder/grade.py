@@ -448,7 +448,7 @@ def preflight(limits: Limits, sandbox: bool, cache_dir: Path | None = None) -> N
     limit in which no kernel starts, the message names the smallest value that works. A success is remembered in
     ``cache_dir/preflight.json`` for :data:`PREFLIGHT_VALID_SECONDS` (same interpreter, sandbox tools and limits).
     """
-    from .unit import kernel_starts, probe_kernel
+    from .unit import probe_kernel
 
     key = _preflight_key(limits, sandbox)
     cache = Path(cache_dir) / "preflight.json" if cache_dir is not None else None
@@ -470,9 +470,8 @@ def preflight(limits: Limits, sandbox: bool, cache_dir: Path | None = None) -> N
             except OSError:
                 pass
         return
-    if limits.memory_mb < Limits().memory_mb and not kernel_starts(limits.memory_mb) \
-            and kernel_starts(Limits().memory_mb):
-        check_memory_limit(limits.memory_mb)
+    if limits.memory_mb < Limits().memory_mb:
+        check_memory_limit(limits.memory_mb)  # raises, naming the smallest that works, when memory is the cause
     raise AutograderError(f"no grading kernel can start here{' in the sandbox' if sandbox else ''}, so no "
                           f"submission was graded: {why}")
 

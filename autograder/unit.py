@@ -377,8 +377,8 @@ def probe_kernel(memory_mb: int, sandbox: bool, timeout: float = 20) -> str | No
 
 def kernel_starts(memory_mb: int) -> bool:
     """Whether a grading kernel starts under ``memory_mb`` (unsandboxed: the sandbox changes nothing to the memory
-    a kernel needs)."""
-    return probe_kernel(memory_mb, sandbox=False) is None
+    a kernel needs; a generous wait, as a busy machine may take long to start one)."""
+    return probe_kernel(memory_mb, sandbox=False, timeout=45) is None
 
 
 def _make_client_class():

@@ -15,7 +15,7 @@ from autograder.unit import grade_job
 
 from .submissions import NOTEBOOK, _submit, specs_from_source
 
-pytestmark = pytest.mark.sandbox
+pytestmark = [pytest.mark.sandbox, pytest.mark.full]  # two gradings of a 2-million-line flood: ~20-60 s
 
 FLOOD = "for i in range(2_000_000):\n    print('line', i)"
 

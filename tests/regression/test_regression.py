@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from autograder.job import GradeJob, Limits
+from autograder.sandbox import SANDBOX_UID_BASE, SANDBOX_UID_SPAN
 
 from .submissions import ASSIGNMENT, MAX_SCORE, NOTEBOOK, build_submissions, loopback_listener, specs_from_source
 
@@ -30,9 +31,9 @@ def _grade(args):
                               specs_from_source(), {}, LIMITS, sandbox=True))
 
 
-def _sandbox_processes() -> list[str]:
-    from autograder.sandbox import SANDBOX_UID_BASE, SANDBOX_UID_SPAN
-
+def _sandbox_processes(uids: set[int]) -> list[str]:
+    """Processes running as one of ``uids`` (the sandbox uids of this test's own graders: other graders on the
+    machine, such as a concurrent test run, have theirs)."""
     found = []
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
@@ -40,9 +41,10 @@ def _sandbox_processes() -> list[str]:
         except OSError:
             continue
         uid = int(text.split("\nUid:\t", 1)[1].split()[0])
-        if SANDBOX_UID_BASE <= uid < SANDBOX_UID_BASE + SANDBOX_UID_SPAN:
+        if uid in uids:
             found.append(text.splitlines()[0])
     return found
+
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +63,9 @@ def graded(tmp_path_factory, grading_sandbox):
         with ProcessPoolExecutor(2) as pool:
             graded = pool.map(_grade, [(sid, case.notebook) for sid, case in cases.items()])
             results = dict(zip(cases, graded, strict=True))
-    return {"cases": cases, "results": results, "connections": connections, "protected": protected}
+            # the sandbox uids the pool's workers ran kernels as (one per worker process: sandbox_uid())
+            uids = {SANDBOX_UID_BASE + pid % SANDBOX_UID_SPAN for pid in pool._processes}
+    return {"cases": cases, "results": results, "connections": connections, "protected": protected, "uids": uids}
 
 
 CASE_NAMES = list(build_submissions(port=1, course_dir="/nonexistent"))
@@ -138,7 +142,7 @@ def test_graded_notebooks_agree_with_nbgrader_determine_grade(graded):
 
 
 def test_no_sandboxed_process_left_behind(graded):
-    assert _sandbox_processes() == []
+    assert graded["uids"] and _sandbox_processes(graded["uids"]) == []
 
 
 @pytest.mark.full  # a Dask cluster start and the whole set again: about as long as the set itself
