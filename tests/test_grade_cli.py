@@ -225,6 +225,7 @@ def test_help_explains_the_flags():
 
 
 @pytest.mark.sandbox
+@pytest.mark.full  # ~35 s; make course grades the same example submissions, CI runs this in test-full
 def test_course_assignments_solution_full_marks_blank_zero(tmp_path):
     """What `make course` does, on the course's own assignments: the solution example scores every point, the
     blank one none, the partial one in between, all with status ok (the engine and the assignments agree)."""

@@ -550,6 +550,7 @@ def _check_force(course, flag: str, *, without_flag_first: bool) -> None:
     assert not course.path("autograded/foo/ps1/blah.pyc").exists()
 
 
+@pytest.mark.full  # several gradings of one course (make test's budget); CI runs it in test-full
 def test_force(course, db):
     """nbgrader: ``--force`` regrades an autograded submission and rewrites its supplementary files (source's
     version wins; a file gone from source and submission is gone from autograded/; ignored files like *.pyc are
@@ -558,6 +559,7 @@ def test_force(course, db):
     _check_force(course, "--force", without_flag_first=True)
 
 
+@pytest.mark.full  # several gradings of one course (make test's budget); CI runs it in test-full
 def test_force_f(course, db):
     """nbgrader: ``-f`` is ``--force``: graded with ``-f``, then regraded with ``-f`` after a supplementary file
     was removed from source/ and the submission (gone from autograded/ too; data/bar.txt kept; *.pyc never). The
@@ -566,6 +568,7 @@ def test_force_f(course, db):
     _check_force(course, "-f", without_flag_first=False)
 
 
+@pytest.mark.full  # several gradings of one course (make test's budget); CI runs it in test-full
 def test_filter_notebook(course, db):
     """nbgrader: ``--notebook p1`` grades only that notebook (and still writes the supplementary files; ignored
     files never). Our documented difference: every run regrades, so a run after the notebook was removed from
@@ -709,6 +712,7 @@ CLEAR_METADATA = ("--ClearMetadataPreprocessor.enabled=True",
                   "--ClearMetadataPreprocessor.preserve_cell_metadata_mask=[('nbgrader')]")
 
 
+@pytest.mark.full  # several gradings of one course (make test's budget); CI runs it in test-full
 def test_force_single_notebook(course):
     """nbgrader: ``--notebook p1 --force`` regrades p1 only: p2's autograded file is left as it was. (The
     ClearMetadataPreprocessor overrides, which nbgrader's test passes so that two gradings of one notebook are
@@ -733,6 +737,7 @@ def test_force_single_notebook(course):
     assert p2 == course.text("autograded/foo/ps1/p2.ipynb")
 
 
+@pytest.mark.full  # several gradings of one course (make test's budget); CI runs it in test-full
 def test_update_newer(course):
     """nbgrader: a submission with a newer timestamp is regraded (autograded notebook and timestamp.txt replaced).
     Here every submission is regraded (documented), so the same holds."""
@@ -754,6 +759,7 @@ def test_update_newer(course):
         assert gb.find_submission("ps1", "foo").total_seconds_late == 2 * 3600
 
 
+@pytest.mark.full  # several gradings of one course (make test's budget); CI runs it in test-full
 def test_update_newer_single_notebook(course):
     """nbgrader: with a newer timestamp, ``--notebook p1`` regrades p1 only (p2's autograded file unchanged) and
     takes the new timestamp.txt. Here every submission is regraded (documented), so the same holds."""
@@ -801,6 +807,7 @@ def test_hidden_tests_single_notebook(course, db):
         assert gb.find_submission("ps1", "foo").notebooks[0].score == 1.5
 
 
+@pytest.mark.full  # several gradings of one course (make test's budget); CI runs it in test-full
 def test_hidden_tests_autotest(course, db):
     """nbgrader: hidden autotests: a wrong answer that passes the visible checks validates but fails the hidden
     tests (score 0), a right one passes both (score 1), the untouched release fails (score 0); the autograded
