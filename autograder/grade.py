@@ -775,7 +775,7 @@ def grade_assignment(assignment: str, *, root=None, students=None, workers: int 
 
 
 def _require_sandbox() -> None:
-    """Refuse to grade sandboxed when bubblewrap cannot run (D1's check; its message says what to do)."""
+    """Refuse to grade sandboxed when bubblewrap cannot run (its message says what to do)."""
     from . import sandbox
 
     sandbox.check_sandbox()
