@@ -77,6 +77,7 @@ def test_dask_engine_unreachable_scheduler_is_a_clear_error():
         DaskEngine(f"tcp://127.0.0.1:{free_port()}", timeout=2)
 
 
+@pytest.mark.full  # a LocalCluster start (~13 s); the regression set also runs on the Dask engine in test-full
 def test_dask_engine_on_a_local_cluster():
     from distributed import LocalCluster
 
