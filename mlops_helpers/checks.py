@@ -111,7 +111,10 @@ def _got(observed: dict) -> str:
         return f"your code raised {observed['raised'][0]}: {observed.get('error', '')}"[:300]
     if "too_large" in observed:
         return f"your code returned a {observed.get('type')} too large to check ({observed['too_large']} bytes)"
-    return f"your code gave {json.dumps(observed.get('value'))[:200]}"
+    value = observed.get("value")
+    if isinstance(value, dict) and set(value) == {"__repr__", "__type__"}:  # an object, not plain data
+        return f"your code gave {value['__repr__'][:200]}"
+    return f"your code gave {json.dumps(value)[:200]}"
 
 
 def property_of(spec: dict) -> tuple[str, Any]:
