@@ -17,8 +17,8 @@ tracebacks that quote the failing line. Here, after grading:
 * once a test cell with hidden tests has run, student code could have read them (from the kernel's history or
   source cache) and print them encoded (base64, reversed, split across lines), which no scrubbing can recognise:
   the printed and displayed outputs of that cell and of every later cell are not shown (a note says so); errors
-  keep their name and message. The course's own assignments avoid the question: their hidden checks never enter
-  the student's kernel (``mlops_helpers.checks``).
+  keep their name and message. Check cells (``mlops_helpers.checks``, the course's own assignments) do not count:
+  their hidden checks never enter the student's kernel, so their outputs and the later cells' are shown.
 
 Run ``python -m autograder grade`` (or ``nbgrader autograde``) first.
 """
@@ -81,6 +81,8 @@ def _preprocessor_class():
     from nbgrader.preprocessors import NbGraderPreprocessor
     from traitlets import Unicode
 
+    from .checks import parse_check_cell
+
     class HideHiddenTests(NbGraderPreprocessor):
         """Remove hidden-test source from a graded notebook before it is rendered as feedback.
 
@@ -95,6 +97,7 @@ def _preprocessor_class():
             info = resources["nbgrader"]
             self.after_hidden = False  # a test cell with hidden tests has run (cells are visited in order)
             self.clean_source: dict[str, str] = {}
+            self.check_cells: set[str] = set()  # hidden checks judged outside the kernel: nothing to leak
             self.hidden_lines: set[str] = set()
             with Gradebook(info["db_url"]) as gb:
                 notebook = gb.find_notebook(info["notebook"], info["assignment"])
@@ -103,6 +106,8 @@ def _preprocessor_class():
                                                    self.end_test_delimeter)
                     if hidden:
                         self.clean_source[cell.name] = clean
+                        if parse_check_cell(cell.source or "") is not None:
+                            self.check_cells.add(cell.name)
                         self.hidden_lines.update(h.strip() for h in hidden if len(h.strip()) >= MIN_SCRUB_CHARS)
             return super().preprocess(nb, resources)
 
@@ -124,7 +129,7 @@ def _preprocessor_class():
             else:
                 cell.source, hidden = hidden_regions(cell.source, self.begin_test_delimeter, self.end_test_delimeter)
                 has_hidden = bool(hidden)
-            if has_hidden and cell.get("cell_type") == "code":
+            if has_hidden and cell.get("cell_type") == "code" and grade_id not in self.check_cells:
                 self.after_hidden = True
             if self.after_hidden and cell.get("outputs"):
                 kept = [o for o in cell.outputs if o.get("output_type") == "error"]

@@ -59,3 +59,34 @@ def test_encoded_hidden_tests_and_broken_students(generated_docs_course, tmp_pat
     assert "feedback for ' spaced ' failed" in proc.stderr
     for student in ("hacker", "partial", "leaker"):
         assert (course / "feedback" / student / "ps1" / "problem1.html").is_file(), student
+
+
+def test_check_cells_keep_the_outputs_and_have_nothing_to_leak(tmp_path, grading_sandbox):
+    """The same leak against a check cell: its hidden checks never entered the kernel, so the history dump holds
+    none of them, and the feedback keeps the students' outputs (nothing is hidden for nothing)."""
+    from nbgrader_course import docs_course, nbgrader_cli
+
+    course = docs_course(tmp_path / "course")
+    source = course / "source" / "ps1" / "problem1.ipynb"
+    nb = json.loads(source.read_text())
+    for cell in nb["cells"]:
+        if cell["metadata"].get("nbgrader", {}).get("grade_id") == "correct_squares":
+            cell["source"] = ("from mlops_helpers.checks import check\n" + "".join(cell["source"]).rstrip("\n")
+                              + "\n### BEGIN HIDDEN TESTS\ncheck('squares(12)[-1]', equals=144, "
+                              "message='the range must include n itself')\n### END HIDDEN TESTS")
+    source.write_text(json.dumps(nb, indent=1))
+    nbgrader_cli(course, "generate_assignment", "ps1")
+    shutil.copytree(course / "submitted" / "hacker", course / "submitted" / "leaker")
+    path = course / "submitted" / "leaker" / "ps1" / "problem1.ipynb"
+    nb = json.loads(path.read_text())
+    nb["cells"].append({"cell_type": "code", "metadata": {}, "source": LEAK, "outputs": [], "execution_count": None})
+    path.write_text(json.dumps(nb))
+    proc = autograder_cli(course, "grade", "ps1", "--json", "--student", "leaker")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout)[0]["score"] == 3.0  # hacker's work passes the hidden check too
+    proc = autograder_cli(course, "feedback", "ps1", "--student", "leaker")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    page = (course / "feedback" / "leaker" / "ps1" / "problem1.html").read_text()
+    assert re.search(r"LEAK [A-Za-z0-9+/=]{20}", page)  # the student's output is shown...
+    assert "output not shown in the feedback" not in page
+    assert "equals=144" not in _decoded_blobs(page) and "BEGIN HIDDEN TESTS" not in _decoded_blobs(page)  # ...safely

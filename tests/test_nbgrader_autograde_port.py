@@ -600,45 +600,35 @@ def test_filter_notebook(course, db):
         assert gb.find_submission_notebook("p1", "ps1", "foo").score == 1
 
 
-def test_grade_overwrite_files(course, db):
-    """nbgrader: the instructor's supplementary files of source/ overwrite the student's (data.csv), except those
-    listed in ``Autograde.exclude_overwriting`` (helper.py); timestamp.txt is the student's."""
+def _overwrite_files(course, folder: str) -> None:
+    """nbgrader's two overwrite tests, in ``folder`` of the assignment ("" or "subdir/")."""
     course.add()
-    course.config('c.Autograde.exclude_overwriting = {"ps1": ["helper.py"]}')
+    course.config('c.Autograde.exclude_overwriting = {"ps1": ["%s"]}' % os.path.join(folder, "helper.py"))
     course.copy("submitted-unchanged.ipynb", "source/ps1/p1.ipynb")
-    course.make_file("source/ps1/data.csv", "some,data\n")
-    course.make_file("source/ps1/helper.py", "print('hello!')\n")
+    course.make_file(f"source/ps1/{folder}data.csv", "some,data\n")
+    course.make_file(f"source/ps1/{folder}helper.py", "print('hello!')\n")
     course.generate()
     course.copy("submitted-unchanged.ipynb", "submitted/foo/ps1/p1.ipynb")
     course.make_file("submitted/foo/ps1/timestamp.txt", "2015-02-02 15:58:23.948203 America/Los_Angeles")
-    course.make_file("submitted/foo/ps1/data.csv", "some,other,data\n")
-    course.make_file("submitted/foo/ps1/helper.py", "print('this is different!')\n")
+    course.make_file(f"submitted/foo/ps1/{folder}data.csv", "some,other,data\n")
+    course.make_file(f"submitted/foo/ps1/{folder}helper.py", "print('this is different!')\n")
     course.grade()
 
     assert course.path("autograded/foo/ps1/p1.ipynb").is_file()
     assert course.text("autograded/foo/ps1/timestamp.txt") == "2015-02-02 15:58:23.948203 America/Los_Angeles"
-    assert course.text("autograded/foo/ps1/data.csv") == "some,data\n"
-    assert course.text("autograded/foo/ps1/helper.py") == "print('this is different!')\n"
+    assert course.text(f"autograded/foo/ps1/{folder}data.csv") == "some,data\n"
+    assert course.text(f"autograded/foo/ps1/{folder}helper.py") == "print('this is different!')\n"
+
+
+def test_grade_overwrite_files(course, db):
+    """nbgrader: the instructor's supplementary files of source/ overwrite the student's (data.csv), except those
+    listed in ``Autograde.exclude_overwriting`` (helper.py); timestamp.txt is the student's."""
+    _overwrite_files(course, "")
 
 
 def test_grade_overwrite_files_subdirs(course, db):
     """nbgrader: the same in a subfolder (``exclude_overwriting`` names subdir/helper.py)."""
-    course.add()
-    course.config('c.Autograde.exclude_overwriting = {"ps1": ["%s"]}' % os.path.join("subdir", "helper.py"))
-    course.copy("submitted-unchanged.ipynb", "source/ps1/p1.ipynb")
-    course.make_file("source/ps1/subdir/data.csv", "some,data\n")
-    course.make_file("source/ps1/subdir/helper.py", "print('hello!')\n")
-    course.generate()
-    course.copy("submitted-unchanged.ipynb", "submitted/foo/ps1/p1.ipynb")
-    course.make_file("submitted/foo/ps1/timestamp.txt", "2015-02-02 15:58:23.948203 America/Los_Angeles")
-    course.make_file("submitted/foo/ps1/subdir/data.csv", "some,other,data\n")
-    course.make_file("submitted/foo/ps1/subdir/helper.py", "print('this is different!')\n")
-    course.grade()
-
-    assert course.path("autograded/foo/ps1/p1.ipynb").is_file()
-    assert course.text("autograded/foo/ps1/timestamp.txt") == "2015-02-02 15:58:23.948203 America/Los_Angeles"
-    assert course.text("autograded/foo/ps1/subdir/data.csv") == "some,data\n"
-    assert course.text("autograded/foo/ps1/subdir/helper.py") == "print('this is different!')\n"
+    _overwrite_files(course, "subdir/")
 
 
 def test_side_effects(course, db):
