@@ -83,7 +83,7 @@ def test_lessons_log_to_a_shared_tracking_server_on_postgres(postgres, tracking_
     from mlflow.entities import ViewType
     from sklearn.linear_model import LogisticRegression
 
-    from mlops_helpers.data import split_iris
+    from mlops_helpers.data import split_iris_validation
     from mlops_helpers.notebooks import execute
 
     url = tracking_server.url
@@ -105,14 +105,18 @@ def test_lessons_log_to_a_shared_tracking_server_on_postgres(postgres, tracking_
     assert all(r.info.status == "FINISHED" for r in runs), [(r.info.run_name, r.info.status) for r in runs]
     swept = {float(r.data.params["C"]): r for r in runs if r.data.tags.get("sweep") == "C"}
     assert sorted(swept) == sweep
-    X_train, X_test, y_train, y_test = split_iris(42)
+    split = split_iris_validation(42)
     for C, run in swept.items():
-        # The metric the server stored is the model's real test accuracy (recomputed here, not typed in).
+        # The metric the server stored is the model's real validation accuracy (recomputed here, not typed in):
+        # the sweep chooses C on validation rows and never logs a test score for a candidate.
         expected = LogisticRegression(C=C, max_iter=int(run.data.params["max_iter"]), random_state=42) \
-            .fit(X_train, y_train).score(X_test, y_test)
-        assert run.data.metrics["accuracy"] == pytest.approx(expected)
-        history = client.get_metric_history(run.info.run_id, "accuracy")
+            .fit(split.X_train, split.y_train).score(split.X_val, split.y_val)
+        assert run.data.metrics["val_accuracy"] == pytest.approx(expected)
+        history = client.get_metric_history(run.info.run_id, "val_accuracy")
         assert [m.value for m in history] == [pytest.approx(expected)]
+    # Only the chosen run got the final check on the test rows, once.
+    checked = [r for r in swept.values() if "test_accuracy" in r.data.metrics]
+    assert len(checked) == 1, [r.data.metrics for r in swept.values()]
 
     # The registered model and aliases of lesson 03; the champion loads through the server and predicts.
     import mlflow
@@ -123,9 +127,9 @@ def test_lessons_log_to_a_shared_tracking_server_on_postgres(postgres, tracking_
     assert {v.version for v in client.search_model_versions("name='iris-classifier'")} >= {
         champion.version, challenger.version}
     model = mlflow.pyfunc.load_model("models:/iris-classifier@champion")
-    assert (model.predict(X_test) == y_test).mean() >= 0.9
-    assert client.get_run(challenger.run_id).data.metrics["accuracy"] < \
-        (model.predict(X_test) == y_test).mean()
+    assert (model.predict(split.X_test) == split.y_test).mean() >= 0.9
+    assert client.get_run(challenger.run_id).data.metrics["val_accuracy"] < \
+        (model.predict(split.X_val) == split.y_val).mean()
 
     # It really is PostgreSQL and the artifact destination that hold it all.
     finished = postgres.query("mlflow", "SELECT count(*) FROM runs r JOIN experiments e "
