@@ -188,11 +188,13 @@ class Service:
                 "late_penalty": 0}
         with contextlib.suppress(Exception):  # only a warm-up: the real feedback reports its own errors
             exporter.from_notebook_node(nb, resources={"nbgrader": info})
-        if not self.scheduler:
-            from .engines import get_engine
+        from .engines import get_engine
 
+        if not self.scheduler:
             with get_engine("local", workers=1) as engine:
                 list(engine.map(abs, [0]))
+        else:  # an unreachable cluster is said now (EngineError names the address), not at every attempt
+            get_engine("dask", scheduler=self.scheduler).close()
 
     def _signals(self):
         def stop(signum, frame):
