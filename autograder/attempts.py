@@ -33,12 +33,11 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .course import ENGINE_DIR
 from .exceptions import AutograderError
 
 HELP = "list every attempt of an assignment per student (graded, refused, score that counts, attempts left)"
 
-#: the engine's own files live in ``.autograder/`` at the course root (next to the grading statuses)
-ENGINE_DIR = ".autograder"
 LEDGER_FILE = "attempts.json"
 #: statuses of a graded attempt that do not use up one of the student's attempts: the grader, not the student, failed
 NOT_COUNTED = ("error",)

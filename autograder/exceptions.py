@@ -39,3 +39,7 @@ class QuestionBankError(AutograderError):
 
 class NbgraderStepError(AutograderError):
     """An nbgrader step (generate, release, export...) reported failure; the message carries nbgrader's log."""
+
+
+class TimestampError(AutograderError):
+    """A submission's timestamp.txt holds something that is not a date (that submission alone is not graded)."""

@@ -33,16 +33,15 @@ def add_arguments(parser) -> None:
 
 def export(root=None, to="grades.csv", assignments=(), students=()) -> Path:
     """Write the grades CSV of the course at ``root``; return its path."""
-    from . import course
-    from .exceptions import CourseDirectoryError, UnknownAssignmentError
-
-    root = course.find_course_root(root)
-    api = course.make_api(root)
-    db = root / "gradebook.db"
-    if api.coursedir.db_url == f"sqlite:///{db}" and not db.is_file():
-        # Opening a missing sqlite gradebook would silently create an empty one.
-        raise CourseDirectoryError(f"no gradebook in {root}: release and grade an assignment first")
     from nbgrader.plugins import CsvExportPlugin
+
+    from .course import Course
+    from .exceptions import UnknownAssignmentError
+    from .gradebook import require_gradebook
+
+    course = Course.open(root)
+    require_gradebook(course, "release and grade an assignment first")
+    root, api = course.root, course.api()
 
     with api.gradebook as gb:
         known_assignments = {a.name for a in gb.assignments}

@@ -203,7 +203,8 @@ def generate_feedback(assignment: str, *, root=None, students=None, preambles: d
     from nbgrader.converters.base import NbGraderException
     from nbgrader.coursedir import CourseDirectory
 
-    from .grade import Course, check_gradebook
+    from .course import Course
+    from .gradebook import check_gradebook
 
     course = Course.open(root)
     check_gradebook(course, assignment)

@@ -59,7 +59,7 @@ def collect(course, assignment: str) -> tuple[list[str], dict[str, float], list[
     ``scores`` (question -> score or None), ``total`` and ``max_score``."""
     from nbgrader.api import Gradebook, MissingEntry
 
-    from .grade import read_statuses
+    from .statuses import read_statuses
 
     statuses = read_statuses(course, assignment)
     rows = []
@@ -142,7 +142,8 @@ def write_report(assignment: str, *, root=None, out=None) -> dict[str, Path]:
     matplotlib.use("Agg")  # files only, no display (headless CI, instructor servers)
     import matplotlib.pyplot as plt
 
-    from .grade import Course, check_gradebook
+    from .course import Course
+    from .gradebook import check_gradebook
 
     course = Course.open(root)
     check_gradebook(course, assignment)

@@ -151,13 +151,13 @@ class Service:
     # ------------------------------------------------------------------------------------------ set-up
     def _open(self):
         from .attempts import Ledger
-        from .course import make_api
-        from .grade import Course
+        from .course import Course
 
-        self.api = make_api(self.root)
+        self.course = Course.open(self.root)
+        # nbgrader's API sets the assignment and student on its CourseDirectory: one of its own, not the course's
+        self.api = Course.open(self.root).api()
         if not self.api.exchange_root:
             raise AutograderError("nbgrader's exchange is not usable here (Exchange.root unset or not a folder)")
-        self.course = Course.open(self.root)
         self.course_id = self.api.coursedir.course_id
         if not self.course_id:
             raise AutograderError("CourseDirectory.course_id is not set in nbgrader_config.py: the exchange needs it")
@@ -165,7 +165,7 @@ class Service:
         self.ledger = Ledger(self.root)
         self._warm_up()
         if self.only:
-            from .grade import check_gradebook
+            from .gradebook import check_gradebook
 
             for assignment in self.only:
                 check_gradebook(self.course, assignment)

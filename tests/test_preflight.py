@@ -71,16 +71,16 @@ def test_memory_too_small_names_the_smallest_that_works(course):
 def test_a_successful_preflight_is_remembered_for_the_same_setup(tmp_path, monkeypatch, grading_sandbox):
     """The grading service and a series of grade runs pay the kernel start once: a success is cached per course for
     the same interpreter, sandbox tools and limits, and any change of those probes again."""
-    from autograder import grade, unit
+    from autograder import preflight, unit
     from autograder.job import Limits
 
     calls = []
     monkeypatch.setattr(unit, "probe_kernel", lambda memory_mb, sandbox: calls.append((memory_mb, sandbox)))
-    grade.preflight(Limits(), True, cache_dir=tmp_path)
-    grade.preflight(Limits(), True, cache_dir=tmp_path)
+    preflight.preflight(Limits(), True, cache_dir=tmp_path)
+    preflight.preflight(Limits(), True, cache_dir=tmp_path)
     assert calls == [(2048, True)]
-    grade.preflight(Limits(memory_mb=1536), True, cache_dir=tmp_path)   # other limits: probed again
+    preflight.preflight(Limits(memory_mb=1536), True, cache_dir=tmp_path)   # other limits: probed again
     assert calls == [(2048, True), (1536, True)]
-    monkeypatch.setattr(grade, "PREFLIGHT_VALID_SECONDS", 0)            # expired: probed again
-    grade.preflight(Limits(memory_mb=1536), True, cache_dir=tmp_path)
+    monkeypatch.setattr(preflight, "PREFLIGHT_VALID_SECONDS", 0)            # expired: probed again
+    preflight.preflight(Limits(memory_mb=1536), True, cache_dir=tmp_path)
     assert len(calls) == 3

@@ -43,7 +43,8 @@ def course(tmp_path):
                 grade = gb.find_grade(cell, nb, "hw", student)
                 grade.auto_score, grade.needs_manual_grade = value, False
         gb.db.commit()
-    from autograder.grade import Course, write_statuses
+    from autograder.course import Course
+    from autograder.statuses import write_statuses
 
     statuses = [GradeResult(s, "timeout" if s == "s08" else "ok", "", [], 1.0, float(sum(v)), 4.0)
                 for s, v in SCORES.items()] + [GradeResult("ghost", "missing", "no submission", [], 0.0, 0.0, 4.0)]
@@ -111,7 +112,8 @@ def test_report_cli(course, capsys):
 
 def _write_one(args):
     course_dir, student = args
-    from autograder.grade import Course, write_statuses
+    from autograder.course import Course
+    from autograder.statuses import write_statuses
 
     opened = Course.open(course_dir)
     for i in range(200):

@@ -44,8 +44,8 @@ def test_oversized_files_and_engine_file_names(generated_docs_course, tmp_path, 
     """A notebook over the size cap is invalid (never read whole); extra files beyond the per-submission budget are
     left out with a note; students whose ids look like the engine's files are graded like anyone, and the statuses
     of everyone are kept (the engine's files live in .autograder/, apart from the students' folders)."""
-    from autograder.grade import read_statuses
     from autograder.job import MAX_FILES_BYTES, MAX_NOTEBOOK_BYTES
+    from autograder.statuses import read_statuses
 
     course = tmp_path / "course"
     shutil.copytree(generated_docs_course, course)

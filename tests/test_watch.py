@@ -329,8 +329,8 @@ def test_after_the_due_date_attempts_are_flagged_late_or_refused_and_solutions_a
     from nbgrader.api import Gradebook
 
     from autograder.attempts import Ledger
+    from autograder.course import Course
     from autograder.feedback import attempt_summary
-    from autograder.grade import Course
     from autograder.watch import Service as WatchService
 
     course = make_course(tmp_path, policy="c.AttemptsPolicy.after_due = {'fix_the_pipeline': 'refuse'}")
