@@ -5,12 +5,17 @@
 #   make test-full  everything, including the slow browser / PostgreSQL / full-notebook tests
 #   make lab      open the course in JupyterLab
 #   make bench    speed measurements, printed as ratios measured side by side
+#   make hub      the class on one machine: JupyterHub, accounts from deploy/roster.csv (as root; docs/deploy.md)
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
 LAB_PORT ?= 8888
+HUB_PORT ?= 8000
+HUB_ROSTER ?= deploy/roster.csv
+HUB_STATE ?= /srv/mlops-bridge
+PROXY  := deploy/node_modules/.bin/configurable-http-proxy
 PYTEST_ARGS ?=
 GRADE_FLAGS ?=
 
@@ -18,10 +23,10 @@ GRADE_FLAGS ?=
 export PATH := $(BIN):$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup course lint test test-full lab bench clean help
+.PHONY: setup hub-deps course lint test test-full lab hub bench clean help
 
 help:
-	@sed -n '1,8p' Makefile
+	@sed -n '1,9p' Makefile
 
 setup: $(STAMP)
 
@@ -60,11 +65,21 @@ lint: setup
 test: setup lint
 	$(BIN)/python -m pytest -m "not full" $(PYTEST_ARGS)
 
-test-full: setup
+test-full: setup hub-deps
 	$(BIN)/python -m pytest -m "full" $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]  # 5: no full tests selected
 
 lab: setup
 	$(BIN)/jupyter lab --ip 127.0.0.1 --port $(LAB_PORT) --notebook-dir $(CURDIR)
+
+# JupyterHub's proxy (configurable-http-proxy, npm), pinned by deploy/package-lock.json, installed into deploy/.
+hub-deps: $(PROXY)
+
+$(PROXY): deploy/package.json deploy/package-lock.json
+	cd deploy && npm ci --no-audit --no-fund --loglevel=error
+	touch $(PROXY)
+
+hub: setup hub-deps
+	$(BIN)/python -m deploy.hub --roster $(HUB_ROSTER) --state $(HUB_STATE) --port $(HUB_PORT)
 
 bench: setup
 	$(BIN)/python -m benchmarks
