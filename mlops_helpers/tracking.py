@@ -2,6 +2,11 @@
 
 Conventions: an explicit ``tracking_uri`` wins, then ``MLFLOW_TRACKING_URI``, then
 ``sqlite:///mlflow.db`` in the working directory (MLflow 3's own default).
+
+In a class that shares one tracking server (JupyterHub sets ``JUPYTERHUB_USER`` and the server's address in
+``MLFLOW_TRACKING_URI``), experiment and registered-model names are each student's own: :func:`setup_experiment`
+prefixes them with the user name (``ada-01-experiment-tracking``, ``ada-iris-classifier``), so a lesson runs
+unchanged and never touches another student's runs or models (see :func:`class_name`).
 """
 
 from __future__ import annotations
@@ -49,15 +54,75 @@ def absolute_tracking_uri(uri: str) -> str:
     return prefix + str(Path(path).resolve())
 
 
+# The names a lesson's parameters cell holds that name things in the tracking store: on a shared server each is
+# made the student's own (see :func:`personalise_notebook_names`).
+NOTEBOOK_NAME_VARIABLES = ("experiment_name", "model_name")
+
+
+def student_prefix(uri: str | None = None, environ=None) -> str | None:
+    """The prefix that makes names a student's own, or ``None`` when the store is not shared.
+
+    A store is shared by a class when it is a tracking server (``http(s)://``) and the notebook runs under
+    JupyterHub (``JUPYTERHUB_USER`` is set); a local sqlite file is the student's alone and keeps plain names.
+    """
+    environ = os.environ if environ is None else environ
+    user = (environ.get("JUPYTERHUB_USER") or "").strip()
+    uri = uri if uri is not None else resolve_tracking_uri(None)
+    if not user or not str(uri).startswith(("http://", "https://")):
+        return None
+    return user
+
+
+def class_name(name: str, prefix: str | None) -> str:
+    """``name`` made a student's own: ``<prefix>-<name>``; unchanged without a prefix or when already prefixed."""
+    if not prefix or name == prefix or name.startswith(f"{prefix}-"):
+        return name
+    return f"{prefix}-{name}"
+
+
+def personalise_notebook_names(prefix: str | None, namespace: dict | None = None) -> dict[str, str]:
+    """On a shared store, rename the notebook's ``experiment_name`` and ``model_name`` variables to the student's
+    own names, so that every later cell (``mlflow.search_runs``, ``register_model``, ``models:/NAME@champion``, the
+    ``mlflow`` commands a lesson starts) uses them. ``namespace`` defaults to the running notebook's (IPython's user
+    namespace); outside a notebook nothing is renamed. Returns ``{variable: new name}`` for what changed."""
+    if not prefix:
+        return {}
+    if namespace is None:
+        try:
+            from IPython import get_ipython
+        except ImportError:
+            return {}
+        shell = get_ipython()
+        if shell is None:
+            return {}
+        namespace = shell.user_ns
+    changed = {}
+    for variable in NOTEBOOK_NAME_VARIABLES:
+        value = namespace.get(variable)
+        if isinstance(value, str) and class_name(value, prefix) != value:
+            namespace[variable] = changed[variable] = class_name(value, prefix)
+    return changed
+
+
 def setup_experiment(tracking_uri: str | None = None, experiment_name: str = DEFAULT_EXPERIMENT):
     """Point MLflow at the store and experiment; returns the experiment.
 
     Also exports ``MLFLOW_TRACKING_URI`` so that the ``mlflow`` commands a lesson starts
     (``mlflow run``, ``mlflow models serve``, ``mlflow ui``) read the same store as the notebook.
+
+    On a tracking server shared by a class (:func:`student_prefix`), the experiment is the student's own
+    (``<user>-<experiment_name>``), and so are the notebook's ``experiment_name`` and ``model_name`` from then on
+    (:func:`personalise_notebook_names`); it prints the names it chose.
     """
     uri = resolve_tracking_uri(tracking_uri)
     if uri.startswith(("http://", "https://")):
         check_server(uri)
+    prefix = student_prefix(uri)
+    if prefix:
+        experiment_name = class_name(experiment_name, prefix)
+        renamed = personalise_notebook_names(prefix)
+        names = ", ".join(f"{variable} = {value!r}" for variable, value in renamed.items()) or experiment_name
+        print(f"Shared class tracking server: your own names are {names}")
     mlflow.set_tracking_uri(uri)
     os.environ["MLFLOW_TRACKING_URI"] = uri
     try:

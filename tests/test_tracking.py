@@ -90,3 +90,72 @@ def test_artifacts_go_beside_the_sqlite_database_not_into_the_working_directory(
     assert list((store / "mlruns").rglob("MLmodel"))
     assert not (elsewhere / "mlruns").exists()
     assert tracking.artifact_location("http://127.0.0.1:5000") is None
+
+
+# --- a class sharing one tracking server: each student's own names --------------------------------------------
+
+def test_names_are_a_students_own_only_on_a_shared_server_under_jupyterhub():
+    hub = {"JUPYTERHUB_USER": "ada"}
+    assert tracking.student_prefix("http://127.0.0.1:5050", hub) == "ada"
+    assert tracking.student_prefix("https://mlflow.example.edu", hub) == "ada"
+    assert tracking.student_prefix("sqlite:////home/ada/mlflow.db", hub) is None  # a file is hers alone
+    assert tracking.student_prefix("http://127.0.0.1:5050", {}) is None  # not under JupyterHub
+    assert tracking.class_name("01-experiment-tracking", "ada") == "ada-01-experiment-tracking"
+    assert tracking.class_name("ada-iris-classifier", "ada") == "ada-iris-classifier"  # never twice
+    assert tracking.class_name("iris-classifier", None) == "iris-classifier"
+    # another student's name that merely starts like hers is still prefixed
+    assert tracking.class_name("adam-iris", "ada") == "ada-adam-iris"
+
+
+def test_a_notebooks_experiment_and_model_names_become_the_students_own():
+    namespace = {"experiment_name": "mlops-bridge-versions", "model_name": "iris-classifier", "port": 5001}
+    changed = tracking.personalise_notebook_names("ada", namespace)
+    assert changed == {"experiment_name": "ada-mlops-bridge-versions", "model_name": "ada-iris-classifier"}
+    assert namespace == {"experiment_name": "ada-mlops-bridge-versions", "model_name": "ada-iris-classifier",
+                         "port": 5001}
+    assert tracking.personalise_notebook_names("ada", namespace) == {}  # idempotent: a cell run twice
+    assert tracking.personalise_notebook_names(None, namespace) == {}
+    assert tracking.personalise_notebook_names("ada") == {}  # outside a notebook: nothing to rename
+
+
+@pytest.mark.full
+def test_setup_experiment_on_a_shared_server_creates_the_students_experiment(monkeypatch, capsys):
+    """A real tracking server stands in for the class's: the experiment gets the user's prefix."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port",
+                                   str(port), "--backend-store-uri", f"sqlite:///{tmp}/m.db",
+                                   "--artifacts-destination", f"{tmp}/a", "--workers", "1"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            uri = f"http://127.0.0.1:{port}"
+            deadline = time.time() + 120
+            while time.time() < deadline:
+                try:
+                    if requests.get(f"{uri}/health", timeout=2).ok:
+                        break
+                except requests.RequestException:
+                    time.sleep(0.5)
+            monkeypatch.setenv("JUPYTERHUB_USER", "ada")
+            monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+            experiment = tracking.setup_experiment(None, "01-experiment-tracking")
+            assert experiment.name == "ada-01-experiment-tracking"
+            assert "ada-01-experiment-tracking" in capsys.readouterr().out
+            assert MlflowClient(uri).get_experiment_by_name("01-experiment-tracking") is None
+        finally:
+            import os
+            import signal
+
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
