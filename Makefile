@@ -1,7 +1,7 @@
 # MLOps Bridge — entry points. Every target sets itself up (make setup) first.
 #   make course   execute every lesson headless into build/ (then release, grade and report the assignments)
 #   make test     make lint, then the test suite (< 10 min on 2 cores)
-#   make lint     ruff's lint rules (pyproject.toml [tool.ruff]) over the code and the notebooks
+#   make lint     ruff's lint rules (pyproject.toml [tool.ruff]) over the code and notebooks, actionlint over the CI workflows
 #   make test-full  everything, including the slow browser / PostgreSQL / full-notebook tests
 #   make lab      open the course in JupyterLab
 #   make bench    speed measurements, printed as ratios measured side by side
@@ -59,8 +59,14 @@ course: setup
 		$(BIN)/python -m autograder report $$a --course-dir build/course --out build/report/$$a; \
 	done
 
+# actionlint checks the CI workflows (.github/workflows). Its wheels exist for Linux x86-64 only: elsewhere the
+# workflows are not linted here (CI lints them); under CI a missing actionlint is an error.
 lint: setup
 	$(BIN)/ruff check .
+	@if [ -x $(BIN)/actionlint ]; then echo "$(BIN)/actionlint .github/workflows/*.yml"; \
+		$(BIN)/actionlint .github/workflows/*.yml; \
+	elif [ "$$CI" = true ]; then echo "actionlint is not installed in $(VENV) (CI=true): cannot lint the workflows"; exit 1; \
+	else echo "actionlint has no wheel for this platform: .github/workflows not linted here (CI lints them)"; fi
 
 test: setup lint
 	$(BIN)/python -m pytest -m "not full" $(PYTEST_ARGS)
