@@ -9,9 +9,9 @@ __version__ = "0.1.0"
 
 import sys as _sys
 
-# jsonschema imports ``rfc3987_syntax`` when it is installed (jupyter-events pulls it in) and builds ~40 lark
-# grammars at import: 1.2 s of the 1.4 s ``import nbformat`` costs here (jsonschema#1428), paid by the grading
-# process and by every worker. It only validates the "iri"/"iri-reference" string formats, which no notebook or
-# nbgrader schema uses; marking it absent makes jsonschema skip that checker (its documented optional import).
+# jsonschema imports ``rfc3987_syntax`` when it is installed (jupyter-events pulls it in) and builds dozens of lark
+# grammars at import: most of what ``import nbformat`` costs, paid by the grading process and by every worker. It
+# only validates the "iri"/"iri-reference" string formats, which no notebook or nbgrader schema uses; marking it
+# absent makes jsonschema skip that checker (its documented optional import).
 if "rfc3987_syntax" not in _sys.modules and "jsonschema" not in _sys.modules:
     _sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]

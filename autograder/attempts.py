@@ -6,8 +6,8 @@
 
 The grading service (``python -m autograder watch``) keeps one record per submission it saw in the exchange in
 ``.autograder/attempts.json`` at the course root (the *ledger*): which attempt of the student it was, whether it
-was graded or refused (and why), its status and score, whether it was late, and whether its feedback was released. This verb lists
-them, with the score that counts and the attempts left under the policy.
+was graded or refused (and why), its status and score, whether it was late, and whether its feedback was released.
+This verb lists them, with the score that counts and the attempts left under the policy.
 
 The policy is set per assignment in ``nbgrader_config.py`` (traitlets configuration, like nbgrader's own settings)::
 
@@ -152,8 +152,9 @@ class Attempt:
 
 
 class Ledger:
-    """``.autograder/attempts.json``: a list of :class:`Attempt` records, rewritten atomically (temporary file, fsync,
-    rename) after every change, so that a service killed at any moment leaves either the old or the new file, never half.
+    """``.autograder/attempts.json``: a list of :class:`Attempt` records, rewritten atomically (temporary file,
+    fsync, rename) after every change, so that a service killed at any moment leaves either the old or the new file,
+    never half.
 
     Our own file rather than nbgrader's gradebook: the gradebook keeps one submission per student and assignment
     (the one that counts); every attempt and its state must survive a crash of the service.

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 
 from mlops_helpers.checks import OPTIONS, judge, property_of
 
+from .regions import DEFAULT, Delimiters, hidden_tests
 from .rewrite import parse_cell
-
-BEGIN, END = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"  # nbgrader's ClearHiddenTests delimiters (its defaults)
 
 
 @dataclass(frozen=True)
@@ -41,23 +40,6 @@ class Check:
 class CheckCell:
     visible_source: str       # what runs in the kernel: the cell without its hidden regions
     checks: tuple[Check, ...]
-
-
-def _hidden_lines(source: str) -> tuple[list[str], list[str]] | None:
-    """(visible lines, hidden lines), or None when the cell has no complete hidden region."""
-    visible, hidden, inside, seen = [], [], False, False
-    for line in source.split("\n"):
-        if BEGIN in line and line.strip().startswith("#"):
-            inside, seen = True, True
-        elif END in line and line.strip().startswith("#"):
-            if not inside:
-                return None
-            inside = False
-        elif inside:
-            hidden.append(line)
-        else:
-            visible.append(line)
-    return (visible, hidden) if seen and not inside else None
 
 
 def _check_of(node: ast.stmt) -> Check | None:
@@ -85,12 +67,13 @@ def _check_of(node: ast.stmt) -> Check | None:
     return Check(expression=expression, spec=spec)
 
 
-def parse_check_cell(source: str) -> CheckCell | None:
-    """The check cell in ``source``, or None when it is an ordinary test cell."""
-    split = _hidden_lines(source)
-    if split is None:
+def parse_check_cell(source: str, delimiters: Delimiters = DEFAULT) -> CheckCell | None:
+    """The check cell in ``source``, or None when it is an ordinary test cell (or its hidden regions are not well
+    formed). ``delimiters``: the course's (:mod:`autograder.regions`)."""
+    cut = hidden_tests(source, delimiters)
+    if not cut.found or cut.problem:
         return None
-    visible, hidden = split
+    visible, hidden = cut.outside, cut.inside
     try:
         body = parse_cell("\n".join(hidden)).body
     except SyntaxError:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .exceptions import AutograderError, CourseDirectoryError, UnknownAssignmentError
+from .regions import DEFAULT, Delimiters
 
 CONFIG_FILE = "nbgrader_config.py"
 # What a course copy needs; everything else at the root is either code (installed) or generated state.
@@ -128,7 +129,7 @@ class Course:
             create_student=bool(converter.create_student), permissions=int(str(converter.permissions), 8),
             groupshared=bool(self.coursedir.groupshared), student_id_exclude=exclude,
             exclude_overwriting={k: list(v) for k, v in converter.exclude_overwriting.items()},
-            cell_timeout=Execute(config=self.config).timeout)
+            cell_timeout=Execute(config=self.config).timeout, delimiters=Delimiters.from_config(self.config))
 
     def path(self, folder: str, student: str | None, assignment: str) -> Path:
         """``<folder>/<student>/<assignment>`` by nbgrader's ``CourseDirectory.format_path`` (no student: ``.``)."""
@@ -160,6 +161,7 @@ class AutogradeSettings:
     student_id_exclude: ``CourseDirectory.student_id_exclude`` (comma-separated ids never graded).
     exclude_overwriting: ``Autograde.exclude_overwriting`` (the student's own version of these files is kept).
     cell_timeout: ``Execute.timeout`` / ``ExecutePreprocessor.timeout`` (None: no per-cell limit).
+    delimiters: ``ClearHiddenTests``' and ``ClearSolutions``' region delimiters (:mod:`autograder.regions`).
     """
 
     create_student: bool = True
@@ -168,6 +170,7 @@ class AutogradeSettings:
     student_id_exclude: frozenset | set = frozenset()
     exclude_overwriting: dict = field(default_factory=dict)
     cell_timeout: float | None = None
+    delimiters: Delimiters = DEFAULT
 
 
 def parse_config_overrides(arguments: Iterable[str]):

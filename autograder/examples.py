@@ -6,8 +6,9 @@
 ``submit`` writes ``submitted/example_{solution,blank,partial}/ASSIGNMENT/`` from the course's own notebooks, so
 nothing but source/ is committed: *blank* is the released notebook as a student downloads it; *solution* is the
 released notebook with every autograded answer cell holding the instructor's solution (solution regions only: the
-``### BEGIN/END SOLUTION`` markers and any fix-the-pipeline stub region are stripped, as a student's answer would
-be); *partial* takes the solution for the first half of the answer cells and leaves the rest as released.
+solution delimiter lines, ``### BEGIN/END SOLUTION`` or the course's own, and any fix-the-pipeline stub region are
+stripped, as a student's answer would be); *partial* takes the solution for the first half of the answer cells and
+leaves the rest as released.
 It never touches the real course directory's gradebook or submitted/ (refuses a destination equal to its root).
 """
 
@@ -19,24 +20,11 @@ import shutil
 import sys
 from pathlib import Path
 
+from .course import load_config
 from .exceptions import AutograderError
+from .regions import Delimiters, solution_only
 
 STUDENTS = ("example_solution", "example_blank", "example_partial")
-
-
-def _solution_only(source: str) -> str:
-    """The answer a student who solved it would submit: solution lines kept, markers and stub region removed."""
-    out, in_stub = [], False
-    for line in source.split("\n"):
-        if "BEGIN STUB" in line:
-            in_stub = True
-        elif "END STUB" in line:
-            in_stub = False
-        elif in_stub or "BEGIN SOLUTION" in line or "END SOLUTION" in line:
-            continue
-        else:
-            out.append(line)
-    return "\n".join(out)
 
 
 def _text(source) -> str:
@@ -51,11 +39,12 @@ def submit(assignment: str, course_dir: str | Path) -> list[Path]:
     if not notebooks:
         raise AutograderError(f"{release} has no notebooks: run `python -m autograder release {assignment} "
                               f"--course-dir {course_dir}` first")
+    delimiters = Delimiters.from_config(load_config(course_dir))
     written = []
     for path in notebooks:
         released = json.loads(path.read_text())
         source = json.loads((course_dir / "source" / assignment / path.name).read_text())
-        solutions = {c["metadata"]["nbgrader"]["grade_id"]: _solution_only(_text(c["source"]))
+        solutions = {c["metadata"]["nbgrader"]["grade_id"]: solution_only(_text(c["source"]), delimiters)
                      for c in source["cells"]
                      if c["metadata"].get("nbgrader", {}).get("solution") and c["cell_type"] == "code"}
         answer_ids = [c["metadata"]["nbgrader"]["grade_id"] for c in released["cells"]

@@ -5,8 +5,8 @@
 
 This is ``nbgrader generate_feedback`` (its converter, its HTML template, its ``GetGrades`` preprocessor: the
 scores and comments come from the gradebook) with one more preprocessor, :class:`HideHiddenTests`. nbgrader's
-feedback shows the hidden tests it ran (nbgrader issues #917 and #1363): the restored test cell's source, and
-tracebacks that quote the failing line. Here, after grading:
+feedback shows the hidden tests it ran: the restored test cell's source, and tracebacks that quote the failing
+line. Here, after grading:
 
 * the source of every autograder-test cell is the instructor's (from the gradebook) with the hidden-test regions
   removed, as in the released notebook;
@@ -58,30 +58,13 @@ def run(args) -> int:
     return 1 if failed else 0
 
 
-def hidden_regions(source: str, begin: str = "BEGIN HIDDEN TESTS", end: str = "END HIDDEN TESTS") -> tuple[str, list[str]]:
-    """``source`` without its hidden-test regions, and the lines that were inside them (delimiters included)."""
-    kept, hidden, inside = [], [], False
-    for line in source.split("\n"):
-        if begin in line:
-            inside = True
-            hidden.append(line)
-        elif end in line and inside:
-            inside = False
-            hidden.append(line)
-        elif inside:
-            hidden.append(line)
-        else:
-            kept.append(line)
-    return "\n".join(kept), hidden
-
-
 def _preprocessor_class():
     """Build the preprocessor class lazily: nbgrader/nbconvert imports are slow and ``--help`` must stay fast."""
     from nbgrader.api import Gradebook
     from nbgrader.preprocessors import NbGraderPreprocessor
-    from traitlets import Unicode
 
     from .checks import parse_check_cell
+    from .regions import Delimiters, hidden_regions
 
     class HideHiddenTests(NbGraderPreprocessor):
         """Remove hidden-test source from a graded notebook before it is rendered as feedback.
@@ -90,8 +73,10 @@ def _preprocessor_class():
         the submission, so an edited test cell cannot make them reappear. See the module docstring.
         """
 
-        begin_test_delimeter = Unicode("BEGIN HIDDEN TESTS").tag(config=True)  # nbgrader's spelling and default
-        end_test_delimeter = Unicode("END HIDDEN TESTS").tag(config=True)
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            # the course's hidden-test delimiters (ClearHiddenTests' settings), as nbgrader released the notebook
+            self.delimiters = Delimiters.from_config(self.config)
 
         def preprocess(self, nb, resources):
             info = resources["nbgrader"]
@@ -102,11 +87,10 @@ def _preprocessor_class():
             with Gradebook(info["db_url"]) as gb:
                 notebook = gb.find_notebook(info["notebook"], info["assignment"])
                 for cell in notebook.source_cells:
-                    clean, hidden = hidden_regions(cell.source or "", self.begin_test_delimeter,
-                                                   self.end_test_delimeter)
+                    clean, hidden = hidden_regions(cell.source or "", self.delimiters)
                     if hidden:
                         self.clean_source[cell.name] = clean
-                        if parse_check_cell(cell.source or "") is not None:
+                        if parse_check_cell(cell.source or "", self.delimiters) is not None:
                             self.check_cells.add(cell.name)
                         self.hidden_lines.update(h.strip() for h in hidden if len(h.strip()) >= MIN_SCRUB_CHARS)
             return super().preprocess(nb, resources)
@@ -127,7 +111,7 @@ def _preprocessor_class():
             if has_hidden:
                 cell.source = self.clean_source[grade_id]
             else:
-                cell.source, hidden = hidden_regions(cell.source, self.begin_test_delimeter, self.end_test_delimeter)
+                cell.source, hidden = hidden_regions(cell.source, self.delimiters)
                 has_hidden = bool(hidden)
             if has_hidden and cell.get("cell_type") == "code" and grade_id not in self.check_cells:
                 self.after_hidden = True
@@ -293,7 +277,8 @@ def attempt_summary(course, assignment: str, student: str, *, attempt=None, ledg
                          f"{s.counted.max_score:g}** (attempt {s.counted.number}).")
     details = [] if attempt is not None and attempt.state == "refused" else _details(course, assignment, student)
     lines += details
-    from .questions import ASSIGNMENT as PRACTICE, load_bank
+    from .questions import ASSIGNMENT as PRACTICE
+    from .questions import load_bank
 
     if assignment == PRACTICE:
         if s.left == 0 or past_due(course, assignment):
@@ -312,8 +297,11 @@ def _details(course, assignment: str, student: str) -> list[str]:
     import nbformat
     from nbgrader.api import Gradebook, MissingEntry
 
-    from .questions import ASSIGNMENT as PRACTICE, load_bank
+    from .questions import ASSIGNMENT as PRACTICE
+    from .questions import load_bank
+    from .regions import Delimiters, hidden_regions
 
+    delimiters = Delimiters.from_config(course.config)
     autograded = Path(course.coursedir.root) / course.coursedir.autograded_directory / student / assignment
     out = []
     with Gradebook(course.db_url, course.course_id or None) as gb:
@@ -325,7 +313,7 @@ def _details(course, assignment: str, student: str) -> list[str]:
             grades = {g.name: (g.score, g.max_score) for g in snb.grades}
             hidden: set[str] = set()
             for cell in gb.find_notebook(snb.name, assignment).source_cells:
-                _, lines = hidden_regions(cell.source or "")
+                _, lines = hidden_regions(cell.source or "", delimiters)
                 hidden.update(h.strip() for h in lines if len(h.strip()) >= MIN_SCRUB_CHARS)
             path = autograded / f"{snb.name}.ipynb"
             try:

@@ -152,8 +152,7 @@ def error_result(job: GradeJob, reason: str, seconds: float = 0.0) -> GradeResul
 def missing_result(student: str, specs, reason: str = "no submission") -> GradeResult:
     """Nothing to grade for ``student`` (no submission folder, or one holding none of the notebooks)."""
     notebooks = [NotebookResult(name=s.name, status="missing", reason="not submitted", graded=None,
-                                scores={c.grade_id: (0.0, c.points or 0.0) for c in s.cells
-                                        if c.kind in ("autograder-test", "manual-answer", "task")})
+                                scores={c.grade_id: (0.0, c.points or 0.0) for c in s.cells if c.scored})
                  for s in specs]
     return GradeResult(student_id=student, status="missing", reason=reason, notebooks=notebooks,
                        seconds=0.0, score=0.0, max_score=float(sum(s.max_score for s in specs)))
@@ -235,7 +234,8 @@ def grade_assignment(assignment: str, *, root=None, students=None, workers: int 
         except TimestampError as exc:
             results.append(error_result_for(student, specs, str(exc)))
             continue
-        job = build_job(course, assignment, student, specs, limits, sandbox, execute, settings.exclude_overwriting)
+        job = build_job(course, assignment, student, specs, limits, sandbox, execute, settings.exclude_overwriting,
+                        settings.delimiters)
         if all(raw is None for raw in job.notebooks.values()) and not job.too_large:
             folder = course.path(course.coursedir.submitted_directory, student, assignment)
             # as nbgrader: nothing recorded, no autograded folder

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .regions import DEFAULT, Delimiters
+
 #: Every possible status, from best to worst; a submission's status is the worst of its notebooks' statuses.
 #: ``ok``: executed to the end (tests may still have failed: that is a score, not a status).
 #: ``timeout``: a cell or the whole notebook ran out of wall time (points earned before it are kept).
@@ -49,6 +51,9 @@ MAX_FILES_BYTES = 50 * 1024 * 1024
 
 #: The kinds of nbgrader cell a :class:`CellSpec` can describe (nbgrader's "Create Assignment" cell types).
 CELL_KINDS = ("autograder-test", "autograded-answer", "manual-answer", "task", "readonly")
+#: The kinds that carry points: nbgrader scores a cell when ``nbgrader.utils.is_grade(cell)`` (autograder tests and
+#: manually graded answers) or ``is_task(cell)`` holds. :attr:`CellSpec.scored` is the one test of it for specs.
+SCORED_KINDS = ("autograder-test", "manual-answer", "task")
 
 
 def worst_status(statuses) -> str:
@@ -91,6 +96,21 @@ class CellSpec:
     points: float | None
     kind: str
 
+    @property
+    def is_grade(self) -> bool:
+        """nbgrader's ``grade`` flag (``utils.is_grade``): an autograder test or a manually graded answer."""
+        return self.kind in ("autograder-test", "manual-answer")
+
+    @property
+    def is_solution(self) -> bool:
+        """nbgrader's ``solution`` flag (``utils.is_solution``): an answer cell."""
+        return self.kind in ("autograded-answer", "manual-answer")
+
+    @property
+    def scored(self) -> bool:
+        """Whether the cell carries points (nbgrader's ``is_grade`` or ``is_task``; see :data:`SCORED_KINDS`)."""
+        return self.kind in SCORED_KINDS
+
 
 @dataclass(frozen=True)
 class NotebookSpec:
@@ -107,7 +127,7 @@ class NotebookSpec:
 
     @property
     def max_score(self) -> float:
-        return float(sum(c.points or 0.0 for c in self.cells if c.kind in ("autograder-test", "manual-answer", "task")))
+        return float(sum(c.points or 0.0 for c in self.cells if c.scored))
 
 
 @dataclass(frozen=True)
@@ -135,6 +155,8 @@ class GradeJob:
     too_large: tuple[str, ...] = ()
     #: what the grading process left out of the submission (files over MAX_FILES_BYTES), for the reason
     notes: tuple[str, ...] = ()
+    #: the course's hidden-test and solution delimiters (the grader never sees the course's configuration)
+    delimiters: Delimiters = DEFAULT
 
 
 @dataclass
@@ -191,6 +213,8 @@ class GradeResult:
 
 
 def _kind(is_grade: bool, is_solution: bool, is_task: bool) -> str:
+    """The :data:`CELL_KINDS` of a cell with nbgrader's grade, solution and task flags (the inverse of
+    :attr:`CellSpec.is_grade` and :attr:`CellSpec.is_solution`)."""
     if is_task:
         return "task"
     if is_grade and is_solution:

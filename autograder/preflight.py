@@ -35,7 +35,7 @@ def _preflight_key(limits: Limits, sandbox: bool) -> str:
 
 
 def preflight(limits: Limits, sandbox: bool, cache_dir: Path | None = None) -> None:
-    """Start one grading kernel, exactly as for a submission, before grading anything (about 2 s).
+    """Start one grading kernel, exactly as for a submission, before grading anything (one kernel start).
 
     When none can start (bubblewrap refusing, a broken kernelspec or venv, a ``--memory`` too small), this is one
     instructor-side error (exit 2) saying why, instead of the status ``error`` for every submission. For a memory

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .exceptions import QuestionBankError
+from .regions import DEFAULT
 
 HERE = Path(__file__).resolve().parent
 BANK = HERE / "question_bank.yaml"
@@ -32,7 +33,7 @@ ASSIGNMENT = NOTEBOOK.parent.name
 
 LETTERS = ("A", "B", "C", "D")
 DIFFICULTIES = ("easy", "medium", "hard")
-# The course's topics; the bank must cover every one of REQUIRED_TOPICS (the issue's list).
+# The course's topics; the bank must cover every one of REQUIRED_TOPICS (the topics the lessons teach).
 REQUIRED_TOPICS = ("tracking", "reproducibility", "versions", "serving", "monitoring", "automation")
 TOPICS = ("mlops", *REQUIRED_TOPICS)
 TOPIC_TITLES = {"mlops": "MLOps", "tracking": "experiment tracking", "reproducibility": "reproducible runs",
@@ -204,12 +205,12 @@ def _question_markdown(q: Question) -> str:
 
 def _answer_source(q: Question) -> str:
     return "\n".join([
-        "### BEGIN SOLUTION",
+        f"### {DEFAULT.begin_solution}",
         f"{q.id} = {q.answer!r}",
-        "### END SOLUTION",
-        "### BEGIN STUB",
+        f"### {DEFAULT.end_solution}",
+        f"### {DEFAULT.begin_stub}",
         f'# {q.id} = ...  # replace ... with "A", "B", "C" or "D"',
-        "### END STUB",
+        f"### {DEFAULT.end_stub}",
     ])
 
 
@@ -221,15 +222,16 @@ def _test_source(q: Question) -> str:
                         for letter, text in q.misconceptions.items())
     return "\n".join([
         "from mlops_helpers.checks import check",
-        f"# Checks only the format of your answer; correctness is checked when your work is graded.",
+        "# Checks only the format of your answer; correctness is checked when your work is graded.",
         f"assert {q.id} in {LETTERS!r}, (",
-        f'    f"Set {q.id} to one of the letters \\"A\\", \\"B\\", \\"C\\" or \\"D\\" (with quotes), not {{{q.id}!r}}.")',
-        "### BEGIN HIDDEN TESTS",
+        f'    f"Set {q.id} to one of the letters \\"A\\", \\"B\\", \\"C\\" or \\"D\\" (with quotes), '
+        f'not {{{q.id}!r}}.")',
+        f"### {DEFAULT.begin_test}",
         f"check({q.id!r}, equals={q.answer!r}, message={f'Question {q.number}: not the best answer.'!r},",
         "      explain={",
         explain,
         "      })",
-        "### END HIDDEN TESTS",
+        f"### {DEFAULT.end_test}",
     ])
 
 

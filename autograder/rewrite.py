@@ -29,12 +29,10 @@ import copy
 import io
 import tokenize
 
+from .exceptions import RewriteError
+
 #: ``compile`` flags for a cell: an AST, with IPython's top-level ``await`` allowed.
 _AST_FLAGS = ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
-
-
-class RewriteError(Exception):
-    """The hardened version of a valid test cell does not compile (a grader bug, reported as status ``error``)."""
 
 
 def parse_cell(source: str) -> ast.Module:

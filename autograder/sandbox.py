@@ -207,7 +207,7 @@ def prepare_scratch(scratch: Path, uid: int | None) -> None:
     for sub in ("", "work", "home"):
         (scratch / sub).mkdir(parents=True, exist_ok=True)
     if uid is not None:
-        for root, dirs, files in os.walk(scratch):
+        for root, _dirs, files in os.walk(scratch):
             os.chown(root, uid, uid)
             for name in files:
                 os.chown(os.path.join(root, name), uid, uid)

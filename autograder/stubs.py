@@ -32,9 +32,8 @@ import re
 from nbgrader.preprocessors import ClearSolutions
 from traitlets import Unicode
 
-
-class StubRegionError(RuntimeError):
-    """A stub region is malformed (unclosed, nested, outside a solution cell, or a line is not commented)."""
+from .exceptions import StubRegionError
+from .regions import BEGIN, OUTSIDE, split
 
 
 class ClearSolutionsWithStubs(ClearSolutions):
@@ -46,28 +45,20 @@ class ClearSolutionsWithStubs(ClearSolutions):
 
     def _extract_stub(self, cell) -> list[str] | None:
         """Remove the stub region from ``cell.source``; return its lines uncommented, or None if there is none."""
-        lines = cell.source.split("\n")
-        kept, stub, indent = [], None, None
-        for line in lines:
-            if self.begin_stub_delimiter in line:
-                if indent is not None:
-                    raise StubRegionError(f"nested {self.begin_stub_delimiter!r} in cell:\n{cell.source}")
-                if stub is not None:
-                    raise StubRegionError(f"more than one stub region in cell:\n{cell.source}")
-                indent, stub = re.match(r"\s*", line).group(0), []
-            elif self.end_stub_delimiter in line:
-                if indent is None:
-                    raise StubRegionError(f"{self.end_stub_delimiter!r} without a beginning in cell:\n{cell.source}")
-                indent = None
-            elif indent is not None:
-                stub.append(self._uncomment(line, indent, cell))
-            else:
-                kept.append(line)
-        if indent is not None:
+        cut = split(cell.source, (self.begin_stub_delimiter, self.end_stub_delimiter))
+        if cut.problem == "nested":
+            raise StubRegionError(f"nested {self.begin_stub_delimiter!r} in cell:\n{cell.source}")
+        if cut.problem == "end without a beginning":
+            raise StubRegionError(f"{self.end_stub_delimiter!r} without a beginning in cell:\n{cell.source}")
+        if cut.count > 1:
+            raise StubRegionError(f"more than one stub region in cell:\n{cell.source}")
+        if cut.problem == "not closed":
             raise StubRegionError(f"no {self.end_stub_delimiter!r} in cell:\n{cell.source}")
-        if stub is None:
+        if not cut.found:
             return None
-        cell.source = "\n".join(kept)
+        indent = re.match(r"\s*", next(line for line, kind in cut.lines if kind == BEGIN)).group(0)
+        stub = [self._uncomment(line, indent, cell) for line in cut.inside]
+        cell.source = cut.text()
         return stub
 
     @staticmethod
@@ -86,22 +77,19 @@ class ClearSolutionsWithStubs(ClearSolutions):
         stub = self._extract_stub(cell)
         if stub is None:
             return super()._replace_solution_region(cell, language)
-        # Same walk as ClearSolutions, with the cell's own stub instead of the language's.
-        new_lines, in_solution, replaced = [], False, False
-        for line in cell.source.split("\n"):
-            if self.begin_solution_delimeter in line:
-                if in_solution or replaced:
-                    raise StubRegionError(
-                        f"a cell with a stub region must have exactly one solution region:\n{cell.source}")
-                in_solution = replaced = True
-                new_lines.extend(stub)
-            elif self.end_solution_delimeter in line:
-                in_solution = False
-            elif not in_solution:
-                new_lines.append(line)
-        if in_solution:
+        # ClearSolutions' rules, with the cell's own stub instead of the language's.
+        cut = split(cell.source, (self.begin_solution_delimeter, self.end_solution_delimeter))
+        if cut.problem == "nested" or cut.count > 1:
+            raise StubRegionError(f"a cell with a stub region must have exactly one solution region:\n{cell.source}")
+        if cut.problem == "not closed":
             raise StubRegionError("no end solution statement found")
-        if not replaced:
+        if not cut.found:
             raise StubRegionError(f"a stub region needs a solution region to replace, in cell:\n{cell.source}")
+        new_lines = []
+        for line, kind in cut.lines:
+            if kind == BEGIN:
+                new_lines.extend(stub)
+            elif kind == OUTSIDE:
+                new_lines.append(line)
         cell.source = "\n".join(new_lines)
         return True

@@ -13,6 +13,7 @@ from typing import Iterable
 from .course import Course
 from .exceptions import AutograderError, TimestampError
 from .job import GradeJob, Limits
+from .regions import DEFAULT, Delimiters
 
 
 def find_students(course: Course, assignment: str, only: Iterable[str] | None = None,
@@ -124,7 +125,8 @@ def _read_tree(folder: Path, course: Course, budget: list[int] | None = None,
 
 
 def build_job(course: Course, assignment: str, student: str, specs, limits: Limits, sandbox: bool,
-              execute: bool = True, exclude_overwriting: dict | None = None) -> GradeJob:
+              execute: bool = True, exclude_overwriting: dict | None = None,
+              delimiters: Delimiters = DEFAULT) -> GradeJob:
     """The self-contained job for one student's submission (read in the grading process only).
 
     Like ``nbgrader autograde``: the spec'd notebooks come from ``submitted/<student>/<assignment>/``; other files
@@ -155,5 +157,5 @@ def build_job(course: Course, assignment: str, student: str, specs, limits: Limi
                       if not rel.endswith(".ipynb") and rel not in keep})
     return GradeJob(course_id=course.course_id, assignment=assignment, student_id=student, notebooks=notebooks,
                     specs=tuple(specs), files=files, limits=limits, sandbox=sandbox, execute=execute,
-                    too_large=tuple(too_large), notes=notes)
+                    too_large=tuple(too_large), notes=notes, delimiters=delimiters)
 

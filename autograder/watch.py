@@ -22,8 +22,9 @@ Run it from the course directory after releasing an assignment. For each submiss
 Each student's attempts are graded one after the other, in submission order; different students' at once, one
 grading thread per worker. While no more students wait than there are threads, each is graded alone (an infinite
 loop delays nobody else); under a burst, a free thread takes up to ``MAX_BATCH`` waiting students in one
-``grade_assignment`` call, so twenty arriving at once are served faster than one ``nbgrader autograde`` run. A submission that cannot be graded (invalid notebook, infinite loop, crash) gets its
-status and a feedback page saying what happened; it never blocks the others.
+``grade_assignment`` call, so twenty arriving at once are served faster than one ``nbgrader autograde`` run. A
+submission that cannot be graded (invalid notebook, infinite loop, crash) gets its status and a feedback page saying
+what happened; it never blocks the others.
 
 Safety: the ledger is written atomically after each step, so a service killed even with SIGKILL and started again
 grades every submission exactly once (an attempt caught mid-grading is graded again from the start; nothing is
@@ -50,7 +51,7 @@ import threading
 import time
 from pathlib import Path
 
-from .exceptions import AutograderError
+from .exceptions import AutograderError, CollectError
 
 HELP = "grade every new submission as it arrives in the exchange and release its feedback (grade on submit)"
 LOCK_FILE = ".autograder/watch.lock"
@@ -117,7 +118,8 @@ class ServiceLock:
             holder = self.fh.read().strip() or "unknown"
             self.fh.close()
             raise AutograderError(f"another grading service is already running on this course (pid {holder}, "
-                                  f"lock {self.path}): stop it first; two services would grade submissions twice")
+                                  f"lock {self.path}): stop it first; two services would grade submissions twice"
+                                  ) from None
         self.fh.seek(0)
         self.fh.truncate()
         self.fh.write(f"{os.getpid()}\n")
@@ -273,7 +275,7 @@ class Service:
             ready.setdefault(attempt.assignment, []).append(attempt)
         # a thread takes work only when it is free: what arrives meanwhile waits, and is then graded in batches
         free = self.threads - len({id(f) for f in self.busy.values()})
-        for assignment, attempts in ready.items():
+        for attempts in ready.values():
             if free <= 0:
                 break
             for batch in self.batches(attempts, free)[:free]:
@@ -572,10 +574,6 @@ class Service:
 
         with Gradebook(self.course.db_url, self.course.course_id or None) as gb:
             return [nb.name for nb in gb.find_assignment(assignment).notebooks]
-
-
-class CollectError(Exception):
-    """nbgrader's collect failed for one submission (that submission gets status error, the others go on)."""
 
 
 def status_page(attempt, notebook: str, summary_markdown: str) -> str:

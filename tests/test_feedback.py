@@ -15,7 +15,7 @@ import shutil
 
 import pytest
 
-from autograder.feedback import hidden_regions
+from autograder.regions import hidden_regions
 from nbgrader_course import HIDDEN_MESSAGES, HIDDEN_TEST_LINES, autograder_cli, nbgrader_cli
 
 

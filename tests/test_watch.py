@@ -40,7 +40,8 @@ def wrong(qid: str) -> str:
 
 def hidden_lines(root: Path, assignment: str = ASSIGNMENT) -> list[str]:
     """Every line of the source notebook's hidden-test regions long enough to be recognisable."""
-    from autograder.feedback import MIN_SCRUB_CHARS, hidden_regions
+    from autograder.feedback import MIN_SCRUB_CHARS
+    from autograder.regions import hidden_regions
 
     source = json.loads((root / "source" / assignment / f"{assignment}.ipynb").read_text())
     lines = []
