@@ -13,6 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from mlops_helpers import lessons, tracking
 from mlops_helpers.data import split_iris, split_iris_validation
 from mlops_helpers.exceptions import ProjectError
+from your_turn_cells import assert_shipped_hints
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -102,6 +103,7 @@ def test_lesson_00_shows_the_pipeline_and_a_reproducible_tracked_run(run_lesson,
     assert len(runs) == 2 and {r.info.status for r in runs} == {"FINISHED"}
     assert [r.data.metrics["accuracy"] for r in runs] == [expected_accuracy()] * 2  # tracked and reproducible
     assert f"runs:/{runs[-1].info.run_id}/model -p 5001 --env-manager local" in text  # lesson 04's port
+    assert_shipped_hints(done.notebook)  # the placeholder left in: the check answers with a hint, the lesson goes on
 
 
 def test_lesson_01_logs_the_seed_run_the_mlflow3_run_and_the_sweep(run_lesson, tracking_uri):
@@ -146,6 +148,7 @@ def test_lesson_01_logs_the_seed_run_the_mlflow3_run_and_the_sweep(run_lesson, t
 
     assert f"mlflow ui --backend-store-uri {tracking_uri} --port 5002" in text
     assert "then open http://127.0.0.1:5002" in text
+    assert_shipped_hints(done.notebook)
 
 
 @pytest.mark.full
@@ -165,6 +168,7 @@ def test_lesson_02_runs_the_project_twice_with_the_same_result(run_lesson, track
     assert "same coefficients: True" in text
     for run in runs:
         assert f"run ID:   {run.info.run_id}" in text or f"run ID: {run.info.run_id}" in text
+    assert_shipped_hints(done.notebook)
 
 
 # ---------------------------------------------------------------- one port plan, one MLflow UI path

@@ -9,6 +9,7 @@ from mlflow import MlflowClient
 
 from mlops_helpers import monitoring as m
 from mlops_helpers.data import split_iris_validation
+from your_turn_cells import assert_shipped_hints
 
 
 def _expected_traffic(n_batches, drift_start, random_state):
@@ -77,6 +78,7 @@ def test_lesson_05_monitors_held_out_traffic_alerts_at_the_onset_and_gates_the_r
         assert f"PASS  {check}" in text
     assert versions[2].tags["gate"] == "passed"
     assert int(client.get_model_version_by_alias("iris-monitored", "champion").version) == 2
+    assert_shipped_hints(result.notebook)
 
 
 def test_lesson_06_blocks_bad_candidates_promotes_and_serves_the_good_one(run_lesson, tracking_uri, port):
@@ -104,3 +106,4 @@ def test_lesson_06_blocks_bad_candidates_promotes_and_serves_the_good_one(run_le
     test_accuracy = float(np.mean(good.predict(split.X_test) == split.y_test))
     assert f"models:/iris-classifier@champion (version 4): test accuracy {test_accuracy:.3f} on 38 flowers" in text
     assert client.get_run(versions[4].run_id).data.metrics.keys() == {"val_accuracy"}  # no test score to choose by
+    assert_shipped_hints(result.notebook)

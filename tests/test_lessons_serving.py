@@ -16,6 +16,7 @@ from mlops_helpers.data import split_iris_validation
 from mlops_helpers.exceptions import NotebookExecutionError
 from mlops_helpers.notebooks import cell_text, execute
 from mlops_helpers.serving import free_port, port_is_free
+from your_turn_cells import assert_shipped_hints
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
@@ -73,6 +74,7 @@ def test_03_on_its_own_in_an_empty_store(lesson, tracking_uri):
     split = split_iris_validation(42)  # the final check, once, on the test rows
     final = mlflow.pyfunc.load_model("models:/iris-03/1").predict(split.X_test)
     assert f"@champion (version 1): test accuracy {(final == split.y_test).mean():.3f} on 38 flowers" in text
+    assert_shipped_hints(result.notebook)
 
 
 def test_03_after_lesson_01_registers_the_tracked_model_and_shows_it_in_the_ui(lesson, tracking_uri):
@@ -141,6 +143,7 @@ def test_04_on_its_own_in_an_empty_store(lesson, tracking_uri):
     check_alias_demo(text, tracking_uri)
     plots = [o for c in result.notebook.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(plots) == 1  # the latency histogram
+    assert_shipped_hints(result.notebook)
 
 
 def test_04_after_03_in_the_same_store_serves_the_champion(lesson, tracking_uri):
