@@ -1,5 +1,6 @@
 """Lessons 00–02 executed headless (papermill, temporary store), asserting what they produced; lessons.py helpers."""
 
+import json
 import os
 import re
 import sys
@@ -11,7 +12,7 @@ from mlflow import MlflowClient
 from sklearn.linear_model import LogisticRegression
 
 from mlops_helpers import lessons, tracking
-from mlops_helpers.data import split_iris, split_iris_validation
+from mlops_helpers.data import FEATURE_NAMES, split_iris, split_iris_validation, with_labels
 from mlops_helpers.exceptions import ProjectError
 from your_turn_cells import assert_shipped_hints
 
@@ -123,6 +124,19 @@ def test_lesson_01_logs_the_seed_run_the_mlflow3_run_and_the_sweep(run_lesson, t
     (mlflow3,) = [r for r in runs if r.data.tags.get("mlflow.runName") == "mlflow3-way"]
     assert mlflow3.data.params == {"max_iter": "200", "C": "1.0", "random_state": "42"}
     assert mlflow3.data.tags["lesson"] == "01"
+    # the data, the MLflow 3 way: which rows trained the model and which scored it, by name, context and digest
+    datasets = {(d.dataset.name, {t.key: t.value for t in d.tags}["mlflow.data.context"]): d.dataset
+                for d in mlflow3.inputs.dataset_inputs}
+    assert sorted(datasets) == [("iris-test", "testing"), ("iris-train", "training")]
+    seed = split_iris(42)
+    for (_, context), rows in ((("iris-train", "training"), (seed.X_train, seed.y_train)),
+                               (("iris-test", "testing"), (seed.X_test, seed.y_test))):
+        dataset = datasets[(f"iris-{'train' if context == 'training' else 'test'}", context)]
+        assert dataset.digest == mlflow.data.from_pandas(with_labels(*rows)).digest  # the same rows, exactly
+        assert json.loads(dataset.profile)["num_rows"] == len(rows[1])
+        assert [c["name"] for c in json.loads(dataset.schema)["mlflow_colspec"]] == [*FEATURE_NAMES, "species"]
+    [logging_cell] = [c for c in done.notebook.cells if c.get("id") == "nb01-07"]
+    assert not [o for o in logging_cell.outputs if o.get("name") == "stderr"]  # no warning printed with it
 
     sweep = [r for r in runs if r.data.tags.get("sweep") == "C"]
     by_C = {float(r.data.params["C"]): r for r in sweep}
