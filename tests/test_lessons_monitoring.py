@@ -107,3 +107,4 @@ def test_lesson_06_blocks_bad_candidates_promotes_and_serves_the_good_one(run_le
     assert f"models:/iris-classifier@champion (version 4): test accuracy {test_accuracy:.3f} on 38 flowers" in text
     assert client.get_run(versions[4].run_id).data.metrics.keys() == {"val_accuracy"}  # no test score to choose by
     assert_shipped_hints(result.notebook)
+    assert "name: tests" in text and "make ${{ matrix.target }}" in text  # the course's CI workflow, shown
