@@ -38,7 +38,7 @@ from typing import Callable, Iterable
 from .course import AutogradeSettings, Course
 from .exceptions import AutograderError, TimestampError
 from .gradebook import check_gradebook, record
-from .job import STATUSES, GradeJob, GradeResult, Limits, NotebookResult
+from .job import KERNEL_STARTUP_SECONDS, STATUSES, GradeJob, GradeResult, Limits, NotebookResult
 from .preflight import preflight
 from .statuses import write_statuses
 from .submissions import build_job, find_students, linked_submission, submission_timestamp
@@ -246,7 +246,7 @@ def grade_assignment(assignment: str, *, root=None, students=None, workers: int 
     if scheduler:
         # the longest one job can take under the limits (each notebook: its time limit plus kernel start-up and
         # shutdown): past that without any result, the cluster is stuck, and the jobs still out become errors
-        job_timeout = max(1, len(specs)) * (limits.notebook_timeout + 120)
+        job_timeout = max(1, len(specs)) * (limits.notebook_timeout + KERNEL_STARTUP_SECONDS)
         engine = get_engine("dask", scheduler=scheduler, job_timeout=job_timeout)
     else:
         engine = get_engine("local", workers=workers)

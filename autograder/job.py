@@ -61,6 +61,11 @@ def worst_status(statuses) -> str:
     return max(statuses, key=STATUS_SEVERITY.__getitem__, default="ok")
 
 
+#: Seconds a grading kernel is given to start and take the grader's guard, on top of the notebook's time limit: the
+#: grading client waits this long for it, and an engine waiting for a whole job allows it for each notebook.
+KERNEL_STARTUP_SECONDS = 120
+
+
 @dataclass(frozen=True)
 class Limits:
     """Resource limits for one submission's kernel. Defaults suit this course; the CLI flags map onto them.

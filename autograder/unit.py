@@ -10,7 +10,6 @@ the course directory: the job carries the assignment's cell specs and the submit
 from __future__ import annotations
 
 import asyncio
-import atexit
 import json
 import queue
 import secrets
@@ -22,14 +21,26 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from .job import (MAX_KEPT_BYTES, MAX_KEPT_FILES, MAX_NOTEBOOK_BYTES, GradeJob, GradeResult, Limits, NotebookResult, NotebookSpec,
-                  worst_status)
-from .checks import observation_request, parse_check_cell
-from .rewrite import RewriteError, builtin_names_used, harden_test_source
+from .job import (
+    MAX_KEPT_BYTES,
+    MAX_KEPT_FILES,
+    MAX_NOTEBOOK_BYTES,
+    GradeJob,
+    GradeResult,
+    Limits,
+    NotebookResult,
+    NotebookSpec,
+    worst_status,
+)
+from .regions import DEFAULT, Delimiters, without_hidden_tests
+from .rewrite import builtin_names_used, harden_test_source  # noqa: F401 - part of this module's API (__all__)
+
 
 def guard_module_name() -> str:
     """A new random name for the guard's module in one kernel (no fixed name student code could look up)."""
     return f"_{secrets.token_hex(8)}"
+
+
 MISSING_CELL_NOTE = "This cell (id:{grade_id}) was missing from the submission. It was added back by the grader.\n\n"
 
 
@@ -46,13 +57,15 @@ class StepFailed(Exception):
 
 @dataclass
 class Context:
-    """What the steps share for one notebook: its spec, the limits, notes for the reason, per-test verdicts."""
+    """What the steps share for one notebook: its spec, the limits, notes for the reason, per-test verdicts, and
+    the course's region delimiters (:mod:`autograder.regions`)."""
 
     spec: NotebookSpec
     limits: Limits
     notes: list[str] = field(default_factory=list)
     status: str = "ok"
     verdicts: dict[str, tuple[bool, str]] = field(default_factory=dict)  # test grade_id -> (passed, message)
+    delimiters: Delimiters = DEFAULT
 
     def worsen(self, status: str, note: str) -> None:
         self.status = worst_status([self.status, status])
@@ -158,7 +171,7 @@ class ClearOutputs:
 
 
 class RepairCellIds:
-    """Duplicated ids never stop anything (nbgrader #1941: one duplicated grade_id aborted the whole batch).
+    """Duplicated ids never stop anything (in nbgrader, one duplicated grade_id aborts the whole batch).
 
     Duplicated nbgrader ``grade_id``: nbgrader's own ``DeduplicateIds`` (keeps the last cell with the id, strips the
     nbgrader metadata of earlier copies). Duplicated or missing nbformat cell ``id``: new random ids (nbformat's
@@ -166,8 +179,8 @@ class RepairCellIds:
     """
 
     def __call__(self, nb, ctx: Context):
-        from nbgrader.preprocessors import DeduplicateIds
         from nbformat.corpus.words import generate_corpus_id
+        from nbgrader.preprocessors import DeduplicateIds
 
         seen_grade_ids, dup = set(), set()
         for cell in nb.cells:
@@ -195,11 +208,12 @@ class RepairCellIds:
         return nb
 
 
-def _without_hidden_tests(source: str) -> str:
-    """The released version of a test cell: nbgrader's ClearHiddenTests removes the BEGIN/END HIDDEN TESTS block."""
-    import re
+def is_autograder_test(cell) -> bool:
+    """Whether a notebook cell is an autograder test: a graded code cell that is not an answer (nbgrader's
+    ``utils.is_grade`` and not ``utils.is_solution``)."""
+    from nbgrader.utils import is_grade, is_solution
 
-    return re.sub(r"[ \t]*### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[ \t]*\n?", "", source, flags=re.S)
+    return cell.cell_type == "code" and is_grade(cell) and not is_solution(cell)
 
 
 def _set_cell_type(cell, cell_type: str) -> None:
@@ -248,7 +262,7 @@ class RestoreCells:
                 retyped.append(spec.grade_id)
                 _set_cell_type(cell, spec.cell_type)
             if (spec.locked or spec.kind == "autograder-test") and cell.source != spec.source:
-                if cell.source.strip() != _without_hidden_tests(spec.source).strip():
+                if cell.source.strip() != without_hidden_tests(spec.source, ctx.delimiters).strip():
                     edited.append(spec.grade_id)  # (the released version lacks the hidden tests: not an edit)
                 cell.source = spec.source
             cell.metadata["nbgrader"] = self.metadata(spec)
@@ -265,7 +279,7 @@ class RestoreCells:
             else:
                 cell = nbformat.v4.new_markdown_cell(note + spec.source)
             cell.metadata["nbgrader"] = self.metadata(spec)
-            if spec.kind != "autograded-answer" and spec.kind != "manual-answer":
+            if not spec.is_solution:
                 cell.metadata.update({"deletable": False, "editable": False})
             nb.cells.insert(position, cell)
             present = {k: (v + 1 if v >= position else v) for k, v in present.items()}
@@ -280,12 +294,11 @@ class RestoreCells:
 
     @staticmethod
     def metadata(spec) -> dict:
-        meta = {"grade_id": spec.grade_id, "grade": spec.kind in ("autograder-test", "manual-answer"),
-                "solution": spec.kind in ("autograded-answer", "manual-answer"),
+        meta = {"grade_id": spec.grade_id, "grade": spec.is_grade, "solution": spec.is_solution,
                 "locked": spec.locked, "schema_version": 3}
         if spec.kind == "task":
             meta["task"] = True
-        if spec.points is not None and spec.kind in ("autograder-test", "manual-answer", "task"):
+        if spec.points is not None and spec.scored:
             meta["points"] = spec.points
         if spec.checksum is not None:
             meta["checksum"] = spec.checksum
@@ -381,284 +394,6 @@ def kernel_starts(memory_mb: int) -> bool:
     return probe_kernel(memory_mb, sandbox=False, timeout=45) is None
 
 
-def _make_client_class():
-    """Build the NotebookClient subclass lazily (nbclient/jupyter_client imports cost seconds)."""
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-    from nbformat.v4 import new_output
-
-    class GradingClient(NotebookClient):
-        """nbclient's NotebookClient with a per-notebook deadline, an output budget and guarded test cells.
-
-        Cells run one by one (``async_execute_cell``) so that we decide what happens after a timeout or a dead
-        kernel: execution stops there and the cells already executed keep their results (a loop that catches
-        KeyboardInterrupt therefore costs only the tests after it). We never interrupt: the kernel is killed.
-        """
-
-        def __init__(self, nb, ctx: Context, km, workdir: Path, **kw):
-            super().__init__(nb, km=km, allow_errors=True, interrupt_on_timeout=False, startup_timeout=120,
-                             timeout=int(ctx.limits.cell_timeout), kernel_name="python3",
-                             iopub_timeout=10, raise_on_iopub_timeout=False, record_timing=False,
-                             resources={"metadata": {"path": str(workdir)}}, **kw)
-            self.ctx = ctx
-            self.output_bytes = 0
-            self.truncated = False
-            self.token: str | None = None  # the running test cell's token (see run_test_cell)
-            self.token_seen = False
-            self.guard_module = guard_module_name()
-            # msg_id of each test cell's execute_request -> its grade_id, and those already answered: a second
-            # reply to one request can only be forged (student code holds the kernel's signing key)
-            self.requests: dict[str, str | None] = {}  # request msg_id -> the test it belongs to (None: none)
-            self.answered: set[str] = set()
-            self.current_test: str | None = None
-
-        # -- output budget ----------------------------------------------------------------------------------
-        def output(self, outs, msg, display_id, cell_index):
-            content = msg.get("content", {})
-            if self.token is not None:
-                # the grader's own messages of a test cell pass whatever the budget: the token, then the cell's
-                # final value (nbgrader's partial credit), which comes after it
-                if msg["msg_type"] == "stream" and self.token in str(content.get("text", "")):
-                    self.token_seen = True
-                    return super().output(outs, msg, display_id, cell_index)
-                if self.token_seen and msg["msg_type"] == "execute_result" and \
-                        len(str(content.get("data", ""))) < 10_000:
-                    return super().output(outs, msg, display_id, cell_index)
-            if self.truncated and msg["msg_type"] != "error":
-                return None  # over the budget already: dropped unread (an error's traceback is still kept)
-            # the whole message counts (metadata and transient fields too: they are kept in the notebook as well)
-            try:
-                size = len(json.dumps(content, default=str))
-            except (TypeError, ValueError, RecursionError):
-                size = self.ctx.limits.max_output_bytes + 1
-            if self.output_bytes + size > self.ctx.limits.max_output_bytes:
-                if not self.truncated:
-                    self.truncated = True
-                    outs.append(new_output("stream", name="stdout", text=(
-                        f"\n... output truncated by the grader: more than {self.ctx.limits.max_output_bytes} "
-                        "bytes of output in this notebook ...\n")))
-                if msg["msg_type"] != "error":
-                    return None
-                content["traceback"] = content.get("traceback", [])[-5:]
-            self.output_bytes += size
-            return super().output(outs, msg, display_id, cell_index)
-
-        # -- raw requests outside the notebook's cells ---------------------------------------------------
-        async def silent(self, code: str, timeout: float, user_expressions: dict | None = None) -> dict:
-            """Run grader code in the kernel without history or outputs; return the execute_reply content."""
-            from jupyter_core.utils import ensure_async
-
-            msg_id = self.kc.execute(code, silent=True, store_history=False, allow_stdin=False,
-                                     user_expressions=user_expressions or {})
-            self.requests[msg_id] = self.current_test
-            deadline = time.monotonic() + timeout
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise CellTimeoutError("grader request timed out")
-                try:
-                    msg = await ensure_async(self.kc.shell_channel.get_msg(timeout=min(remaining, 1.0)))
-                except Exception:  # noqa: BLE001 - queue.Empty: check the kernel is alive and keep waiting
-                    if not await ensure_async(self.km.is_alive()):
-                        raise DeadKernelError("Kernel died") from None
-                    continue
-                parent = msg["parent_header"].get("msg_id")
-                if parent in self.answered:
-                    self.tampered(parent)
-                    continue
-                if parent in self.requests:
-                    self.answered.add(parent)
-                if parent == msg_id:
-                    return msg["content"]
-
-        def tampered(self, msg_id: str) -> None:
-            """A second reply to one request: forged by student code (it holds the kernel's signing key, and a
-            forged "ok" followed by the real error is how a failing test would be made to pass). The test that
-            request belonged to fails."""
-            grade_id = self.requests.get(msg_id)
-            note = "the kernel answered one of the grader's requests twice: a forged reply"
-            if grade_id is not None:
-                self.ctx.verdicts[grade_id] = (False, note)
-                if f"forged reply in test {grade_id}" not in self.ctx.notes:
-                    self.ctx.notes.append(f"forged reply in test {grade_id}")
-
-        async def run(self):
-            limits, ctx = self.ctx.limits, self.ctx
-            started = time.monotonic()
-            try:
-                await self._run_cells(started)
-            finally:
-                # we own the kernel manager we passed in: shut the kernel down here, and drop nbclient's atexit
-                # hook (it would assert on the manager we already released).
-                atexit.unregister(self._cleanup_kernel)
-            if self.truncated:
-                ctx.worsen("resource_limit", f"output truncated at {limits.max_output_bytes} bytes")
-
-        async def _run_cells(self, started):
-            limits, ctx = self.ctx.limits, self.ctx
-            stop_reason = None
-            async with self.async_setup_kernel(cleanup_kc=True):
-                reply = await self.silent(guard_install_code(self.guard_module, limits.max_output_bytes),
-                                          timeout=120)
-                if reply.get("status") != "ok":
-                    raise RuntimeError(f"grader guard failed to install: {reply.get('ename')}: {reply.get('evalue')}")
-                for index, cell in enumerate(self.nb.cells):
-                    if cell.cell_type != "code":
-                        continue
-                    meta = cell.metadata.get("nbgrader", {})
-                    is_test = bool(meta.get("grade")) and not meta.get("solution")
-                    if stop_reason is not None:
-                        if is_test:
-                            ctx.verdicts[meta["grade_id"]] = (False, f"not executed: {stop_reason}")
-                        continue
-                    remaining = limits.notebook_timeout - (time.monotonic() - started)
-                    if remaining <= 0:
-                        stop_reason = f"the notebook ran out of its {limits.notebook_timeout:g} s"
-                        ctx.worsen("timeout", stop_reason)
-                        if is_test:
-                            ctx.verdicts[meta["grade_id"]] = (False, f"not executed: {stop_reason}")
-                        continue
-                    self.timeout = max(1, int(min(limits.cell_timeout, remaining)))
-                    try:
-                        if is_test:
-                            await self.run_test_cell(cell, index, meta["grade_id"])
-                        else:
-                            await self.async_execute_cell(cell, index, store_history=True)
-                    except CellTimeoutError:
-                        stop_reason = (f"cell {index} ran longer than {self.timeout} s"
-                                       + (" (notebook time limit)" if self.timeout < limits.cell_timeout else ""))
-                        ctx.worsen("timeout", stop_reason)
-                        cell.outputs.append(new_output("error", ename="TimeoutError", evalue=stop_reason,
-                                                       traceback=[f"TimeoutError: {stop_reason}"]))
-                        if is_test:
-                            ctx.verdicts[meta["grade_id"]] = (False, stop_reason)
-                    except DeadKernelError:
-                        stop_reason = f"the kernel died in cell {index}"
-                        ctx.worsen("kernel_died", stop_reason)
-                        cell.outputs.append(new_output("error", ename="DeadKernelError", evalue=stop_reason,
-                                                       traceback=[f"DeadKernelError: {stop_reason}"]))
-                        if is_test:
-                            ctx.verdicts[meta["grade_id"]] = (False, stop_reason)
-                    if stop_reason is None and self.kc is not None and self.kc.dropped_connections():
-                        ctx.worsen("resource_limit", f"cell {index} sent an output message over "
-                                   f"{max_message_bytes(limits)} bytes; the grader refused it")
-                        cell.outputs.append(new_output("stream", name="stdout", text=(
-                            f"\n... output refused by the grader: a single output message of more than "
-                            f"{max_message_bytes(limits)} bytes; what this cell printed after it is lost ...\n")))
-                        await self.kc.reopen_iopub(timeout=30)
-                    for out in cell.get("outputs", []):
-                        if out.get("output_type") == "error" and out.get("ename") in ("MemoryError",):
-                            ctx.worsen("resource_limit", f"memory limit ({limits.memory_mb} MB) hit in cell {index}")
-                        if out.get("output_type") == "error" and "Resource temporarily unavailable" in str(
-                                out.get("evalue", "")):
-                            ctx.worsen("resource_limit", f"process limit ({limits.max_processes}) hit in cell {index}")
-
-        async def run_test_cell(self, cell, index, grade_id):
-            """Guard, run the hardened source, judge by reply status + token, undo the guard's stash."""
-            guard_name = f"_grader_{secrets.token_hex(6)}"
-            token = f"autograder-ok-{secrets.token_hex(16)}"
-            self.current_test = grade_id
-            prelude = (f"__import__('sys').modules[{self.guard_module!r}].GUARD.before_test("
-                       f"{guard_name!r}, {builtin_names_used(cell.source)!r})")
-            reply = await self.silent(prelude, timeout=self.timeout)
-            if reply.get("status") != "ok":
-                message = f"{reply.get('ename')}: {reply.get('evalue')}"
-                cell.outputs = [new_output("error", ename=str(reply.get("ename")), evalue=str(reply.get("evalue")),
-                                           traceback=[f"The grader could not run this test: {message}"])]
-                self.ctx.verdicts[grade_id] = (False, message)
-                return
-            original = cell.source
-            check_cell = parse_check_cell(original)
-            try:
-                cell.source = harden_test_source(check_cell.visible_source if check_cell else original,
-                                                 guard_name, token)
-            except RewriteError as exc:  # the grader's fault, not the student's: say so, never a silent 0
-                self.ctx.worsen("error", f"test cell {grade_id}: {exc}")
-                self.ctx.verdicts[grade_id] = (False, str(exc))
-                cell.outputs = [new_output("error", ename="AutograderError", evalue=str(exc),
-                                           traceback=[f"AutograderError: {exc}"])]
-                await self.silent(f"__import__('sys').modules[{self.guard_module!r}].GUARD.after_test({guard_name!r})",
-                                  timeout=30)
-                return
-            captured = {}
-
-            def keep_reply(cell, cell_index, execute_reply):
-                captured["reply"] = execute_reply
-                parent = execute_reply.get("parent_header", {}).get("msg_id")
-                if parent:
-                    self.requests[parent] = grade_id
-                    self.answered.add(parent)
-
-            self.on_cell_executed = keep_reply
-            self.token, self.token_seen = token, False
-            try:
-                # stored in the history as nbgrader does: IPython's "quiet" rule (a final ';') then reads
-                # this cell, not the student's previous one
-                await self.async_execute_cell(cell, index, store_history=True)
-            finally:
-                cell.source = original
-                self.on_cell_executed = None
-                self.token = None
-            reply = (captured.get("reply") or {}).get("content", {})
-            seen = False
-            for out in cell.outputs:
-                if out.get("output_type") == "stream" and token in out.get("text", ""):
-                    seen = True
-                    out["text"] = out["text"].replace(token + "\n", "").replace(token, "")
-                elif out.get("output_type") == "execute_result" and not seen:
-                    # a result shown before the token was emitted by code the test called (a displayhook call),
-                    # not the cell's final value: kept as a display, never read as partial credit
-                    _demote_result(out)
-            cell.outputs = [o for o in cell.outputs if not (o.get("output_type") == "stream" and not o.get("text"))]
-            if reply.get("status") == "ok" and seen:
-                self.ctx.verdicts[grade_id] = (True, "")
-            elif reply.get("status") == "ok":
-                self.ctx.verdicts[grade_id] = (False, "the test did not run to its end (its errors were swallowed)")
-            else:
-                self.ctx.verdicts[grade_id] = (False, f"{reply.get('ename')}: {reply.get('evalue')}")
-            if check_cell is not None:
-                await self.run_checks(cell, grade_id, check_cell)
-            try:
-                await self.silent(f"__import__('sys').modules[{self.guard_module!r}].GUARD.after_test({guard_name!r})",
-                                  timeout=30)
-            except CellTimeoutError:
-                # the kernel is still busy after the test "finished": its reply was not the real one
-                self.ctx.verdicts[grade_id] = (False, "the kernel kept running after the test's reply")
-                raise
-
-        async def run_checks(self, cell, grade_id, check_cell):
-            """Judge a check cell's hidden checks outside the kernel: only each check's expression goes in, only
-            its value comes out (JSON text, bounded), the expected values never leave the grader."""
-            import ast as _ast
-
-            failures = []
-            for check in check_cell.checks:
-                reply = await self.silent("", timeout=self.timeout,
-                                          user_expressions={"observed": observation_request(check.expression)})
-                result = (reply.get("user_expressions") or {}).get("observed") or {}
-                observed = "null"
-                if result.get("status") == "ok":
-                    try:
-                        observed = _ast.literal_eval(result.get("data", {}).get("text/plain", "None")) or "null"
-                    except (ValueError, SyntaxError, MemoryError, RecursionError):
-                        observed = "null"
-                    if not isinstance(observed, str):
-                        observed = "null"
-                passed, message = check.judge(observed)
-                if not passed:
-                    failures.append(message)
-            for message in failures:
-                cell.outputs.append(new_output("error", ename="AssertionError", evalue=message,
-                                               traceback=[f"AssertionError: {message}"]))
-            if failures:
-                before = self.ctx.verdicts.get(grade_id, (True, ""))
-                self.ctx.verdicts[grade_id] = (False, "; ".join(
-                    ([before[1]] if not before[0] and before[1] else []) + failures))
-
-    return GradingClient
-
-
-_CLIENT_CLASS = None
 
 
 def max_message_bytes(limits: Limits) -> int:
@@ -680,14 +415,10 @@ class ExecuteNotebook:
         self.logdir = logdir or scratch.parent
 
     def __call__(self, nb, ctx: Context):
-        global _CLIENT_CLASS
-        from .sandbox import SandboxedKernelManager
-
-        if _CLIENT_CLASS is None:
-            _CLIENT_CLASS = _make_client_class()
         import os
 
-        from .sandbox import sandbox_uid
+        from .kernel_client import GradingClient
+        from .sandbox import SandboxedKernelManager, sandbox_uid
 
         workdir = self.scratch / "work"
         # a fresh socket folder for each notebook, made by the grader just before its kernel starts: nothing an
@@ -702,7 +433,7 @@ class ExecuteNotebook:
                                     max_message_bytes=max_message_bytes(ctx.limits),
                                     kernel_name="python3", transport="ipc", ip=str(ipc / f"k{secrets.token_hex(4)}"),
                                     connection_file=str(ipc / f"kernel-{secrets.token_hex(4)}.json"))
-        client = _CLIENT_CLASS(nb, ctx, km, workdir)
+        client = GradingClient(nb, ctx, km, workdir)
         try:
             _run_async(client.run())
         finally:
@@ -765,7 +496,7 @@ class ScoreCells:
 
     def __call__(self, nb, ctx: Context):
         from nbformat.v4 import new_output
-        from nbgrader.utils import determine_grade, is_grade
+        from nbgrader.utils import determine_grade, is_grade, is_task
 
         scores = {}
         for cell in nb.cells:
@@ -773,17 +504,17 @@ class ScoreCells:
             gid = meta.get("grade_id")
             if gid is None:
                 continue
-            if meta.get("task"):
+            if is_task(cell):
                 scores[gid] = (None, float(meta.get("points", 0.0)))
                 continue
             if not is_grade(cell):
                 continue
-            if cell.cell_type == "code" and not meta.get("solution") and not self.by_outputs:
+            if is_autograder_test(cell) and not self.by_outputs:
                 passed, message = ctx.verdicts.get(gid, (False, "not executed"))
                 if not passed:
                     for out in cell.outputs:  # a failed test scores 0: no result in it may read as partial credit
                         if out.get("output_type") == "execute_result":
-                            _demote_result(out)
+                            demote_result(out)
                 if passed:
                     for out in cell.outputs:
                         if out.get("output_type") == "stream" and out.get("name") == "stderr":
@@ -796,7 +527,7 @@ class ScoreCells:
         return scores
 
 
-def _demote_result(output) -> None:
+def demote_result(output) -> None:
     """An ``execute_result`` output turned into a ``display_data`` (same content; nbgrader reads no score from it)."""
     output["output_type"] = "display_data"
     output.pop("execution_count", None)
@@ -804,8 +535,7 @@ def _demote_result(output) -> None:
 
 
 def _zero_scores(spec: NotebookSpec) -> dict[str, tuple[float | None, float]]:
-    return {c.grade_id: (0.0, float(c.points or 0.0)) for c in spec.cells
-            if c.kind in ("autograder-test", "manual-answer", "task")}
+    return {c.grade_id: (0.0, float(c.points or 0.0)) for c in spec.cells if c.scored}
 
 
 def _safe_relative(path: str) -> PurePosixPath | None:
@@ -816,16 +546,18 @@ def _safe_relative(path: str) -> PurePosixPath | None:
 
 
 def grade_notebook(raw: bytes | None, spec: NotebookSpec, limits: Limits, scratch: Path,
-                   sandbox: bool, execute: bool = True, logdir: Path | None = None) -> NotebookResult:
+                   sandbox: bool, execute: bool = True, logdir: Path | None = None,
+                   delimiters: Delimiters = DEFAULT) -> NotebookResult:
     """Run the steps for one notebook; every student-caused failure becomes a status (never an exception).
 
     ``execute=False`` is nbgrader's ``--no-execute``: the submitted outputs are kept and scored as they are.
+    ``delimiters``: the course's (the job's), to recognise the hidden tests of its test cells.
     """
     import nbformat
 
     if raw is None:
         return NotebookResult(spec.name, "missing", f"{spec.filename} was not submitted", None, _zero_scores(spec))
-    ctx = Context(spec=spec, limits=limits)
+    ctx = Context(spec=spec, limits=limits, delimiters=delimiters)
     if execute:
         steps = (CheckNbgraderMetadata(), CheckKernel(), ClearOutputs(), RepairCellIds(), RestoreCells(),
                  ExecuteNotebook(scratch, sandbox, logdir), LimitOutput())
@@ -891,7 +623,7 @@ def grade_job(job: GradeJob) -> GradeResult:
                 continue
             try:
                 results.append(grade_notebook(job.notebooks.get(spec.filename), spec, job.limits, scratch,
-                                              job.sandbox, job.execute, logdir=root))
+                                              job.sandbox, job.execute, logdir=root, delimiters=job.delimiters))
             except Exception as exc:  # noqa: BLE001 - a grader bug must not stop the batch
                 results.append(NotebookResult(spec.name, "error", f"grader error: {type(exc).__name__}: {exc}"[:300],
                                               None, _zero_scores(spec)))

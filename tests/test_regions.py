@@ -85,6 +85,29 @@ def test_a_course_with_its_own_delimiters_is_parsed_the_same_everywhere(tmp_path
     assert solution_only(ANSWER_CELL, CUSTOM) == "def f(x):\n    return x + 1"
 
 
+def test_the_grading_unit_recognises_a_released_test_cell_by_the_jobs_delimiters():
+    """The sandboxed unit never sees the course's configuration: the job's delimiters tell it which part of a test
+    cell the student never had, so the released cell is not taken for an edited one."""
+    import nbformat
+
+    from autograder.job import CellSpec, Limits, NotebookSpec
+    from autograder.unit import Context, RestoreCells
+
+    spec = NotebookSpec(name="hw", cells=(CellSpec(grade_id="t", cell_type="code", source=TEST_CELL, locked=True,
+                                                   checksum=None, points=1.0, kind="autograder-test"),))
+
+    def notes(delimiters: Delimiters) -> list[str]:
+        nb = nbformat.v4.new_notebook(cells=[new_code_cell(without_hidden_tests(TEST_CELL, CUSTOM), metadata={
+            "nbgrader": {"grade_id": "t", "grade": True, "solution": False, "locked": True, "points": 1.0}})])
+        ctx = Context(spec=spec, limits=Limits(), delimiters=delimiters)
+        restored = RestoreCells()(nb, ctx)
+        assert restored.cells[0].source == TEST_CELL  # the hidden tests are back for grading either way
+        return ctx.notes
+
+    assert notes(CUSTOM) == []
+    assert notes(DEFAULT) == ["edited locked/test cell(s) restored: t"]  # what the default markers would say
+
+
 def test_split_follows_nbgrader_line_rules():
     cut = split("a\nb # BEGIN HIDDEN TESTS\nc\nEND HIDDEN TESTS here\nd", DEFAULT.hidden_tests)
     assert cut.outside == ["a", "d"] and cut.inside == ["c"] and cut.found and cut.problem is None

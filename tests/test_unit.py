@@ -269,13 +269,13 @@ def test_assert_followed_by_statements_scores_full_marks_in_a_real_kernel():
 
 
 def test_a_rewrite_that_fails_is_a_grader_error_naming_the_cell(monkeypatch):
-    from autograder import unit
+    from autograder import kernel_client, unit
     from autograder.rewrite import RewriteError
 
     def broken(source, guard_name, token):
         raise RewriteError("the grader's rewrite of this test cell does not compile (invalid syntax, line 1)")
 
-    monkeypatch.setattr(unit, "harden_test_source", broken)
+    monkeypatch.setattr(kernel_client, "harden_test_source", broken)
     data = released()
     for cell in data["cells"]:
         cell["source"] = CORRECT.get(cell["metadata"]["nbgrader"]["grade_id"], cell["source"])
