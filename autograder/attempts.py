@@ -51,25 +51,41 @@ def _policy_class():
     class AttemptsPolicy(Configurable):
         """How many graded attempts a student gets, how often, which counts, and what happens after the due date."""
 
-        limits = Dict(value_trait=Int(), default_value={}, help=(
-            "Graded attempts per student, per assignment, e.g. {'fix_the_pipeline': 5}. An assignment not named "
-            "here has unlimited attempts. An attempt over the limit is not graded; its feedback says so.")
+        limits = Dict(
+            value_trait=Int(),
+            default_value={},
+            help=(
+                "Graded attempts per student, per assignment, e.g. {'fix_the_pipeline': 5}. An assignment not named "
+                "here has unlimited attempts. An attempt over the limit is not graded; its feedback says so."
+            ),
         ).tag(config=True)
-        min_interval = Dict(value_trait=Float(), default_value={}, help=(
-            "Minimum seconds between two graded attempts of one student, per assignment, e.g. "
-            "{'fix_the_pipeline': 60}. A sooner attempt is not graded; its feedback says when to submit again.")
+        min_interval = Dict(
+            value_trait=Float(),
+            default_value={},
+            help=(
+                "Minimum seconds between two graded attempts of one student, per assignment, e.g. "
+                "{'fix_the_pipeline': 60}. A sooner attempt is not graded; its feedback says when to submit again."
+            ),
         ).tag(config=True)
-        counts = Dict(value_trait=Enum(["best", "last"]), default_value={}, help=(
-            "Which graded attempt's score counts, per assignment: 'best' or 'last' (default: default_counts).")
+        counts = Dict(
+            value_trait=Enum(["best", "last"]),
+            default_value={},
+            help=("Which graded attempt's score counts, per assignment: 'best' or 'last' (default: default_counts)."),
         ).tag(config=True)
-        default_counts = Enum(["best", "last"], default_value="best", help=(
-            "Which attempt counts for an assignment not named in counts.")).tag(config=True)
-        after_due = Dict(value_trait=Enum(["grade", "refuse"]), default_value={}, help=(
-            "After nbgrader's due date of the assignment: 'grade' (graded and flagged late; nbgrader's "
-            "LateSubmissionPlugin applies its penalty) or 'refuse' (not graded). Default: grade.")
+        default_counts = Enum(
+            ["best", "last"], default_value="best", help=("Which attempt counts for an assignment not named in counts.")
         ).tag(config=True)
-        poll_interval = Float(1.0, help="Seconds between two looks at the exchange's inbound folder "
-                                        "(python -m autograder watch).").tag(config=True)
+        after_due = Dict(
+            value_trait=Enum(["grade", "refuse"]),
+            default_value={},
+            help=(
+                "After nbgrader's due date of the assignment: 'grade' (graded and flagged late; nbgrader's "
+                "LateSubmissionPlugin applies its penalty) or 'refuse' (not graded). Default: grade."
+            ),
+        ).tag(config=True)
+        poll_interval = Float(
+            1.0, help="Seconds between two looks at the exchange's inbound folder (python -m autograder watch)."
+        ).tag(config=True)
 
         def limit(self, assignment: str) -> int | None:
             value = self.limits.get(assignment)
@@ -174,8 +190,10 @@ class Ledger:
         except OSError as exc:
             raise AutograderError(f"cannot read the attempts ledger {self.path}: {exc.strerror or exc}") from exc
         except ValueError as exc:
-            raise AutograderError(f"the attempts ledger {self.path} is not valid JSON ({exc}); it is only ever "
-                                  "replaced whole, so it was edited by hand: fix or remove it") from exc
+            raise AutograderError(
+                f"the attempts ledger {self.path} is not valid JSON ({exc}); it is only ever "
+                "replaced whole, so it was edited by hand: fix or remove it"
+            ) from exc
         known = set(Attempt.__dataclass_fields__)
         self.attempts = [Attempt(**{k: v for k, v in a.items() if k in known}) for a in data.get("attempts", [])]
 
@@ -283,8 +301,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("assignment", metavar="ASSIGNMENT", help="the assignment, e.g. fix_the_pipeline")
     parser.add_argument("--student", metavar="ID", default=None, help="only this student's attempts")
     parser.add_argument("--json", action="store_true", help="print the attempts as a JSON list on stdout")
-    parser.add_argument("--course-dir", metavar="PATH", default=None,
-                        help="the course directory (default: the nearest folder holding nbgrader_config.py)")
+    parser.add_argument(
+        "--course-dir",
+        metavar="PATH",
+        default=None,
+        help="the course directory (default: the nearest folder holding nbgrader_config.py)",
+    )
 
 
 def epilog() -> str:
@@ -303,8 +325,12 @@ def run(args) -> int:
         sys.stdout.write("\n")
         return 0
     if not attempts:
-        print(f"no attempts of {args.assignment!r}" + (f" by {args.student}" if args.student else "")
-              + f" in {ledger.path}", file=sys.stderr)
+        print(
+            f"no attempts of {args.assignment!r}"
+            + (f" by {args.student}" if args.student else "")
+            + f" in {ledger.path}",
+            file=sys.stderr,
+        )
         return 0
     students = sorted({a.student for a in attempts})
     for student in students:

@@ -31,14 +31,16 @@ class Check:
             if not isinstance(observed, dict):
                 raise ValueError("not an object")
         except ValueError:
-            return False, f"{self.spec.get('message') or 'a hidden check failed'} (the kernel's answer was not " \
-                          "an observation)"
+            return (
+                False,
+                f"{self.spec.get('message') or 'a hidden check failed'} (the kernel's answer was not an observation)",
+            )
         return judge(observed, self.spec)
 
 
 @dataclass(frozen=True)
 class CheckCell:
-    visible_source: str       # what runs in the kernel: the cell without its hidden regions
+    visible_source: str  # what runs in the kernel: the cell without its hidden regions
     checks: tuple[Check, ...]
 
 

@@ -30,9 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
     for verb, module_name in COMMANDS.items():
         module = importlib.import_module(module_name)
         epilog = getattr(module, "epilog", None)  # optional: more help after the options (e.g. the attempts policy)
-        command = sub.add_parser(verb, help=module.HELP, description=module.__doc__,
-                                 epilog=epilog() if epilog else None,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+        command = sub.add_parser(
+            verb,
+            help=module.HELP,
+            description=module.__doc__,
+            epilog=epilog() if epilog else None,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         module.add_arguments(command)
         command.set_defaults(run=module.run)
     return parser
@@ -44,8 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     # nbgrader's apps take any setting as --Section.trait=value: verbs that honour nbgrader's configuration
     # (ACCEPTS_CONFIG_OVERRIDES) get them; anything else unknown is an error, as argparse would say
     module = importlib.import_module(COMMANDS[args.command])
-    if extra and not (getattr(module, "ACCEPTS_CONFIG_OVERRIDES", False)
-                      and all(_is_override(a) or not a.startswith("-") for a in extra)):
+    if extra and not (
+        getattr(module, "ACCEPTS_CONFIG_OVERRIDES", False)
+        and all(_is_override(a) or not a.startswith("-") for a in extra)
+    ):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.config_overrides = extra
     try:

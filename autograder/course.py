@@ -39,7 +39,8 @@ def find_course_root(start: str | os.PathLike | None = None) -> Path:
             return folder
     raise CourseDirectoryError(
         f"no {CONFIG_FILE} in {here} or any folder above it: run this from the course directory "
-        "(the repository root), or pass --course-dir")
+        "(the repository root), or pass --course-dir"
+    )
 
 
 def ensure_venv_on_path() -> None:
@@ -92,8 +93,9 @@ class Course:
         self.db_url = self.coursedir.db_url
 
     @classmethod
-    def open(cls, root: str | os.PathLike | None = None, overrides: Iterable[str] = (),
-             sections: dict | None = None) -> "Course":
+    def open(
+        cls, root: str | os.PathLike | None = None, overrides: Iterable[str] = (), sections: dict | None = None
+    ) -> "Course":
         """The course at or above ``root`` (default: the working directory) with its nbgrader_config.py, then
         ``overrides`` (``--Section.trait=value`` text, as on nbgrader's command line), then ``sections``
         (``{Section: {trait: value}}``)."""
@@ -126,10 +128,14 @@ class Course:
         converter = Autograde(coursedir=self.coursedir, config=self.config)
         exclude = {s.strip() for s in (self.coursedir.student_id_exclude or "").split(",") if s.strip()}
         return AutogradeSettings(
-            create_student=bool(converter.create_student), permissions=int(str(converter.permissions), 8),
-            groupshared=bool(self.coursedir.groupshared), student_id_exclude=exclude,
+            create_student=bool(converter.create_student),
+            permissions=int(str(converter.permissions), 8),
+            groupshared=bool(self.coursedir.groupshared),
+            student_id_exclude=exclude,
             exclude_overwriting={k: list(v) for k, v in converter.exclude_overwriting.items()},
-            cell_timeout=Execute(config=self.config).timeout, delimiters=Delimiters.from_config(self.config))
+            cell_timeout=Execute(config=self.config).timeout,
+            delimiters=Delimiters.from_config(self.config),
+        )
 
     def path(self, folder: str, student: str | None, assignment: str) -> Path:
         """``<folder>/<student>/<assignment>`` by nbgrader's ``CourseDirectory.format_path`` (no student: ``.``)."""
@@ -190,8 +196,10 @@ def parse_config_overrides(arguments: Iterable[str]):
     while i < len(items):
         match = re.fullmatch(r"--([A-Za-z_]\w*)\.([A-Za-z_]\w*)(?:=(.*))?", items[i], flags=re.S)
         if not match:
-            raise AutograderError(f"unrecognized argument {items[i]!r} (nbgrader settings are given as "
-                                  "--Section.trait=value, e.g. --Execute.timeout=30)")
+            raise AutograderError(
+                f"unrecognized argument {items[i]!r} (nbgrader settings are given as "
+                "--Section.trait=value, e.g. --Execute.timeout=30)"
+            )
         section, trait, value = match.groups()
         if value is None:
             if i + 1 >= len(items):
@@ -217,7 +225,8 @@ def check_assignment(root: str | os.PathLike, assignment: str) -> str:
     if assignment not in known:
         raise UnknownAssignmentError(
             f"no assignment {assignment!r} in {Path(root) / 'source'}; known assignments: "
-            + (", ".join(known) or "none"))
+            + (", ".join(known) or "none")
+        )
     return assignment
 
 

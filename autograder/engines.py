@@ -113,8 +113,10 @@ class LocalEngine(Engine):
         with tempfile.TemporaryDirectory(prefix="autograder-engine-") as markers:
             while pending:
                 self._pool = self._new_pool(min(self.workers, len(pending)))
-                futures = {self._pool.submit(_run_marked, fn, job, os.path.join(markers, str(index))): (index, job)
-                           for index, job in pending}
+                futures = {
+                    self._pool.submit(_run_marked, fn, job, os.path.join(markers, str(index))): (index, job)
+                    for index, job in pending
+                }
                 pending, suspects = [], []
                 try:
                     not_done = set(futures)
@@ -146,8 +148,11 @@ class LocalEngine(Engine):
                         try:
                             yield Outcome(index, job, result=solo.submit(fn, job).result())
                         except BrokenProcessPool:
-                            yield Outcome(index, job, error=WorkerCrashed(
-                                "the grading worker process died while grading this submission"))
+                            yield Outcome(
+                                index,
+                                job,
+                                error=WorkerCrashed("the grading worker process died while grading this submission"),
+                            )
                         except Exception as exc:  # noqa: BLE001
                             yield Outcome(index, job, error=exc)
                 pending.sort(key=lambda p: p[0])
@@ -186,8 +191,9 @@ class DaskEngine(Engine):
         # pure=False: two identical submissions are still two jobs; retries=0 (grading is not idempotent-safe to
         # repeat silently: a crash must be reported). Dask itself reschedules a task whose worker died up to
         # ``distributed.scheduler.allowed-failures`` times, then raises KilledWorker: that job's error only.
-        futures = self.client.map(fn, jobs, pure=False, key=[f"grade-{i}-{getattr(j, 'student_id', i)}"
-                                                                for i, j in enumerate(jobs)])
+        futures = self.client.map(
+            fn, jobs, pure=False, key=[f"grade-{i}-{getattr(j, 'student_id', i)}" for i, j in enumerate(jobs)]
+        )
         index_of = {f.key: i for i, f in enumerate(futures)}
         pending = set(futures)
         while pending:
@@ -199,9 +205,14 @@ class DaskEngine(Engine):
                 for future in sorted(pending, key=lambda f: index_of[f.key]):
                     i = index_of[future.key]
                     future.cancel()
-                    yield Outcome(i, jobs[i], error=EngineError(
-                        f"no result from the Dask cluster within {self.job_timeout:g} s (a worker hung or the "
-                        "cluster lost its workers); the job was cancelled"))
+                    yield Outcome(
+                        i,
+                        jobs[i],
+                        error=EngineError(
+                            f"no result from the Dask cluster within {self.job_timeout:g} s (a worker hung or the "
+                            "cluster lost its workers); the job was cancelled"
+                        ),
+                    )
                 return
             for future in sorted(done, key=lambda f: index_of[f.key]):
                 i = index_of[future.key]

@@ -37,18 +37,25 @@ def submit(assignment: str, course_dir: str | Path) -> list[Path]:
     release = course_dir / "release" / assignment
     notebooks = sorted(release.glob("*.ipynb"))
     if not notebooks:
-        raise AutograderError(f"{release} has no notebooks: run `python -m autograder release {assignment} "
-                              f"--course-dir {course_dir}` first")
+        raise AutograderError(
+            f"{release} has no notebooks: run `python -m autograder release {assignment} "
+            f"--course-dir {course_dir}` first"
+        )
     delimiters = Delimiters.from_config(load_config(course_dir))
     written = []
     for path in notebooks:
         released = json.loads(path.read_text())
         source = json.loads((course_dir / "source" / assignment / path.name).read_text())
-        solutions = {c["metadata"]["nbgrader"]["grade_id"]: solution_only(_text(c["source"]), delimiters)
-                     for c in source["cells"]
-                     if c["metadata"].get("nbgrader", {}).get("solution") and c["cell_type"] == "code"}
-        answer_ids = [c["metadata"]["nbgrader"]["grade_id"] for c in released["cells"]
-                      if c["metadata"].get("nbgrader", {}).get("grade_id") in solutions]
+        solutions = {
+            c["metadata"]["nbgrader"]["grade_id"]: solution_only(_text(c["source"]), delimiters)
+            for c in source["cells"]
+            if c["metadata"].get("nbgrader", {}).get("solution") and c["cell_type"] == "code"
+        }
+        answer_ids = [
+            c["metadata"]["nbgrader"]["grade_id"]
+            for c in released["cells"]
+            if c["metadata"].get("nbgrader", {}).get("grade_id") in solutions
+        ]
         half = set(answer_ids[: (len(answer_ids) + 1) // 2])
         for student, chosen in zip(STUDENTS, (set(answer_ids), set(), half), strict=True):
             nb = json.loads(json.dumps(released))
@@ -77,8 +84,9 @@ def copy(dest: str | Path) -> Path:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m autograder.examples", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m autograder.examples", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p_copy = sub.add_parser("copy", help="fresh copy of the course (config + source/) into DEST")
     p_copy.add_argument("dest")

@@ -21,14 +21,32 @@ HELP = "export grades from the gradebook to a CSV file (nbgrader's exporter)"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--to", metavar="CSV", default="grades.csv",
-                        help="the CSV file to write, relative to the course directory (default: %(default)s)")
-    parser.add_argument("--assignment", action="append", default=[], metavar="NAME",
-                        help="export only this assignment (repeatable; default: all)")
-    parser.add_argument("--student", action="append", default=[], metavar="ID",
-                        help="export only this student (repeatable; default: all)")
-    parser.add_argument("--course-dir", metavar="PATH", default=None,
-                        help="the course directory (default: the nearest folder holding nbgrader_config.py)")
+    parser.add_argument(
+        "--to",
+        metavar="CSV",
+        default="grades.csv",
+        help="the CSV file to write, relative to the course directory (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--assignment",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="export only this assignment (repeatable; default: all)",
+    )
+    parser.add_argument(
+        "--student",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="export only this student (repeatable; default: all)",
+    )
+    parser.add_argument(
+        "--course-dir",
+        metavar="PATH",
+        default=None,
+        help="the course directory (default: the nearest folder holding nbgrader_config.py)",
+    )
 
 
 def export(root=None, to="grades.csv", assignments=(), students=()) -> Path:

@@ -42,10 +42,19 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 def add_arguments(parser) -> None:
     parser.add_argument("assignment", metavar="ASSIGNMENT", help="the assignment, e.g. ps1")
-    parser.add_argument("--student", action="append", dest="students", metavar="ID",
-                        help="only this student (repeatable); default: every student graded in autograded/")
-    parser.add_argument("--course-dir", metavar="PATH", default=None,
-                        help="the course directory (default: the nearest folder holding nbgrader_config.py)")
+    parser.add_argument(
+        "--student",
+        action="append",
+        dest="students",
+        metavar="ID",
+        help="only this student (repeatable); default: every student graded in autograded/",
+    )
+    parser.add_argument(
+        "--course-dir",
+        metavar="PATH",
+        default=None,
+        help="the course directory (default: the nearest folder holding nbgrader_config.py)",
+    )
 
 
 def run(args) -> int:
@@ -53,8 +62,10 @@ def run(args) -> int:
     written = generate_feedback(args.assignment, root=args.course_dir, students=args.students, failures=failed)
     for path in written:
         print(path, file=sys.stderr)
-    print(f"wrote {len(written)} feedback file(s)" + (f"; {len(failed)} student(s) failed, see above" if failed
-                                                       else ""), file=sys.stderr)
+    print(
+        f"wrote {len(written)} feedback file(s)" + (f"; {len(failed)} student(s) failed, see above" if failed else ""),
+        file=sys.stderr,
+    )
     return 1 if failed else 0
 
 
@@ -120,8 +131,14 @@ def _preprocessor_class():
                 if len(kept) < len(cell.outputs):
                     from nbformat.v4 import new_output
 
-                    kept.insert(0, new_output("stream", name="stdout", text=(
-                        "[output not shown in the feedback: it was produced after hidden tests ran]\n")))
+                    kept.insert(
+                        0,
+                        new_output(
+                            "stream",
+                            name="stdout",
+                            text=("[output not shown in the feedback: it was produced after hidden tests ran]\n"),
+                        ),
+                    )
                 cell.outputs = kept
             for output in cell.get("outputs", []):
                 if output.get("output_type") == "error":
@@ -167,15 +184,23 @@ def feedback_config(config, preamble: str = ""):
     from traitlets.config import Config
 
     config = Config(config)  # a copy
-    config.merge(Config({"GenerateFeedback": {
-        "preprocessors": [GetGrades, _preprocessor_class(), _preamble_class(), CSSHTMLHeaderPreprocessor]},
-        "FeedbackPreamble": {"text": preamble},
-        "HTMLExporter": {"template_name": "feedback"}}))
+    config.merge(
+        Config(
+            {
+                "GenerateFeedback": {
+                    "preprocessors": [GetGrades, _preprocessor_class(), _preamble_class(), CSSHTMLHeaderPreprocessor]
+                },
+                "FeedbackPreamble": {"text": preamble},
+                "HTMLExporter": {"template_name": "feedback"},
+            }
+        )
+    )
     return config
 
 
-def generate_feedback(assignment: str, *, root=None, students=None, preambles: dict | None = None,
-                      failures: list[str] | None = None) -> list[Path]:
+def generate_feedback(
+    assignment: str, *, root=None, students=None, preambles: dict | None = None, failures: list[str] | None = None
+) -> list[Path]:
     """Write the feedback HTML of every graded student of ``assignment`` (or of ``students``); return the files.
 
     A student whose feedback cannot be made is reported on stderr and appended to ``failures``; the others carry
@@ -197,12 +222,16 @@ def generate_feedback(assignment: str, *, root=None, students=None, preambles: d
     if students:
         unknown = [s for s in students if s not in graded]
         if unknown:
-            raise AutograderError(f"no graded submission of {assignment!r} for: {', '.join(unknown)} "
-                                  f"(run `python -m autograder grade {assignment}` first)")
+            raise AutograderError(
+                f"no graded submission of {assignment!r} for: {', '.join(unknown)} "
+                f"(run `python -m autograder grade {assignment}` first)"
+            )
         graded = [s for s in graded if s in students]
     if not graded:
-        raise AutograderError(f"no graded submission of {assignment!r} in {autograded}: "
-                              f"run `python -m autograder grade {assignment}` first")
+        raise AutograderError(
+            f"no graded submission of {assignment!r} in {autograded}: "
+            f"run `python -m autograder grade {assignment}` first"
+        )
     written, failed = [], failures if failures is not None else []
     for student in graded:
         # one student's odd submission (a truncated notebook, an unusual id) never stops the others' feedback
@@ -233,14 +262,14 @@ def generate_feedback(assignment: str, *, root=None, students=None, preambles: d
 STATUS_WORDS = {
     "refused": "This attempt was not graded.",
     "timeout": "Your notebook ran out of time: a cell ran longer than allowed (an infinite loop?). The cells "
-               "before it were graded.",
+    "before it were graded.",
     "kernel_died": "The Python kernel running your notebook died (too much memory, or a crash).",
     "resource_limit": "Your notebook went over a limit (memory, processes or output).",
     "invalid_notebook": "Your submission is not a notebook that can be read (was the .ipynb file edited by hand "
-                        "or truncated?).",
+    "or truncated?).",
     "missing": "The notebook was missing from your submission.",
     "error": "The grader failed on your submission (the grading service logged it for your instructor); it did not "
-             "use up an attempt.",
+    "use up an attempt.",
 }
 
 
@@ -273,8 +302,10 @@ def attempt_summary(course, assignment: str, student: str, *, attempt=None, ledg
         left = s.describe_left() + ("" if s.limit is None else f" of {s.limit}")
         lines.append(f"Attempts left: **{left}**.")
         if s.counted is not None:
-            lines.append(f"Score that counts ({s.counting} of your graded attempts): **{s.score:g} / "
-                         f"{s.counted.max_score:g}** (attempt {s.counted.number}).")
+            lines.append(
+                f"Score that counts ({s.counting} of your graded attempts): **{s.score:g} / "
+                f"{s.counted.max_score:g}** (attempt {s.counted.number})."
+            )
     details = [] if attempt is not None and attempt.state == "refused" else _details(course, assignment, student)
     lines += details
     from .questions import ASSIGNMENT as PRACTICE
@@ -287,8 +318,9 @@ def attempt_summary(course, assignment: str, student: str, *, attempt=None, ledg
                 steps = "\n".join(f"{i}. {step}" for i, step in enumerate(q.solution, 1))
                 lines.append(f"**Question {q.number}**\n\n{steps}")
         else:
-            lines.append("*The step-by-step solutions are shown here once you have no attempt left, or after "
-                         "the due date.*")
+            lines.append(
+                "*The step-by-step solutions are shown here once you have no attempt left, or after the due date.*"
+            )
     return "\n\n".join(lines)
 
 
@@ -327,14 +359,20 @@ def _details(course, assignment: str, student: str) -> list[str]:
                     score, maximum = grades.get(f"{q.id}_check", (0.0, q.points))
                     letter = _answer_letter(cells.get(f"{q.id}_answer"), q.id)
                     if score is not None and maximum and score >= maximum:
-                        out.append(f"- ✅ **Question {q.number}** ({maximum:g}/{maximum:g}): {letter or 'your answer'}"
-                                   f" is right. {q.why}")
+                        out.append(
+                            f"- ✅ **Question {q.number}** ({maximum:g}/{maximum:g}): {letter or 'your answer'}"
+                            f" is right. {q.why}"
+                        )
                     elif letter in q.misconceptions:
-                        out.append(f"- ❌ **Question {q.number}** (0/{maximum:g}): you answered {letter}. "
-                                   f"*Misconception:* {q.misconceptions[letter]} *Hint:* {q.hint}")
+                        out.append(
+                            f"- ❌ **Question {q.number}** (0/{maximum:g}): you answered {letter}. "
+                            f"*Misconception:* {q.misconceptions[letter]} *Hint:* {q.hint}"
+                        )
                     else:
-                        out.append(f"- ❌ **Question {q.number}** (0/{maximum:g}): no answer (set `{q.id}` to one "
-                                   f"letter, \"A\" to \"D\"). *Hint:* {q.hint}")
+                        out.append(
+                            f"- ❌ **Question {q.number}** (0/{maximum:g}): no answer (set `{q.id}` to one "
+                            f'letter, "A" to "D"). *Hint:* {q.hint}'
+                        )
                 continue
             out.append(f"### Checks of {html.escape(snb.name)}")
             for name, (score, maximum) in grades.items():
@@ -349,8 +387,10 @@ def _details(course, assignment: str, student: str) -> list[str]:
                 for output in cell.get("outputs", []):
                     if output.get("output_type") == "error":
                         text = f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"
-                        text = "\n".join("[hidden test]" if any(h in line for h in hidden) else line
-                                         for line in _ANSI.sub("", text).split("\n"))
+                        text = "\n".join(
+                            "[hidden test]" if any(h in line for h in hidden) else line
+                            for line in _ANSI.sub("", text).split("\n")
+                        )
                         message = " ".join(text.split())[:400]
                 why = f" — {html.escape(message)}" if message else " — no error message (see the cell below)"
                 out.append(f"- ❌ `{name}`: {score:g}/{maximum:g}{why}")
@@ -369,7 +409,11 @@ def _answer_letter(cell, variable: str) -> str | None:
         return None
     letter = None
     for node in tree.body:
-        if (isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == variable for t in node.targets)
-                and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)):
+        if (
+            isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == variable for t in node.targets)
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+        ):
             letter = node.value.value.strip().upper()
     return letter if letter in ("A", "B", "C", "D") else None

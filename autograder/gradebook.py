@@ -24,30 +24,38 @@ def require_gradebook(course: Course, hint: str) -> None:
     """A clear instructor-side error when the course's gradebook is an sqlite file that does not exist (opening it
     would silently create an empty one). ``hint`` says what to run first."""
     url = course.db_url
-    if url.startswith(SQLITE) and not Path(url[len(SQLITE):]).is_file():
-        raise GradebookError(f"no gradebook at {url[len(SQLITE):]}: {hint}")
+    if url.startswith(SQLITE) and not Path(url[len(SQLITE) :]).is_file():
+        raise GradebookError(f"no gradebook at {url[len(SQLITE) :]}: {hint}")
 
 
 def check_gradebook(course: Course, assignment: str) -> None:
     """A clear instructor-side error unless the gradebook exists and holds the assignment's notebooks."""
     from nbgrader.api import Gradebook, MissingEntry
 
-    require_gradebook(course, f"generate the assignment first (`python -m autograder release {assignment}` or "
-                              f"`nbgrader generate_assignment {assignment}`)")
+    require_gradebook(
+        course,
+        f"generate the assignment first (`python -m autograder release {assignment}` or "
+        f"`nbgrader generate_assignment {assignment}`)",
+    )
     with Gradebook(course.db_url, course.course_id or None) as gb:
         try:
             nbs = gb.find_assignment(assignment).notebooks
         except MissingEntry:
             known = ", ".join(a.name for a in gb.assignments) or "none"
-            raise UnknownAssignmentError(f"the gradebook has no assignment {assignment!r} (known: {known}); "
-                                         f"generate it first: `nbgrader generate_assignment {assignment}`") from None
+            raise UnknownAssignmentError(
+                f"the gradebook has no assignment {assignment!r} (known: {known}); "
+                f"generate it first: `nbgrader generate_assignment {assignment}`"
+            ) from None
         if not nbs:
-            raise GradebookError(f"assignment {assignment!r} has no notebooks in the gradebook: run "
-                                 f"`nbgrader generate_assignment {assignment}` first")
+            raise GradebookError(
+                f"assignment {assignment!r} has no notebooks in the gradebook: run "
+                f"`nbgrader generate_assignment {assignment}` first"
+            )
 
 
-def record(course: Course, job: GradeJob, result: GradeResult, settings: AutogradeSettings | None = None,
-           partial: bool = False) -> None:
+def record(
+    course: Course, job: GradeJob, result: GradeResult, settings: AutogradeSettings | None = None, partial: bool = False
+) -> None:
     """Write one result the way ``nbgrader autograde`` does: autograded files, submission, grades, late penalty.
 
     Grades are saved by nbgrader's own ``SaveAutoGrades`` and ``AssignLatePenalties`` preprocessors run on the
@@ -97,8 +105,9 @@ def record(course: Course, job: GradeJob, result: GradeResult, settings: Autogra
     by_name = {nb.name: nb for nb in result.notebooks}
     for spec in job.specs:
         nbres = by_name.get(spec.name)
-        resources = {"nbgrader": {"notebook": spec.name, "assignment": assignment, "student": student,
-                                  "db_url": course.db_url}}
+        resources = {
+            "nbgrader": {"notebook": spec.name, "assignment": assignment, "student": student, "db_url": course.db_url}
+        }
         if nbres is not None and nbres.graded is not None:
             if (dest / spec.filename).exists():
                 (dest / spec.filename).unlink()
@@ -141,4 +150,3 @@ def _add_group_share(folder: Path) -> None:
             os.chmod(folder, (mode | 0o2770) & 0o2777)
         except PermissionError:
             print(f"warning: could not make {folder} group-shared", file=sys.stderr)
-

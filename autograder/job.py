@@ -36,7 +36,13 @@ STATUSES = ("ok", "timeout", "kernel_died", "invalid_notebook", "resource_limit"
 #: Ordering used to combine notebook statuses into the submission's status (higher is worse).
 #: ``error`` is worst: an instructor must look at it. ``missing`` ranks below the statuses that involved execution.
 STATUS_SEVERITY = {
-    "ok": 0, "missing": 1, "invalid_notebook": 2, "timeout": 3, "resource_limit": 4, "kernel_died": 5, "error": 6,
+    "ok": 0,
+    "missing": 1,
+    "invalid_notebook": 2,
+    "timeout": 3,
+    "resource_limit": 4,
+    "kernel_died": 5,
+    "error": 6,
 }
 
 #: Files a submission's notebooks write while graded are kept up to this many bytes in all (larger ones are dropped
@@ -213,8 +219,13 @@ class GradeResult:
 
     def to_dict(self) -> dict:
         """The JSON shape of ``grade --json``: student_id, status, score, max_score, reason."""
-        return {"student_id": self.student_id, "status": self.status, "score": self.score,
-                "max_score": self.max_score, "reason": self.reason}
+        return {
+            "student_id": self.student_id,
+            "status": self.status,
+            "score": self.score,
+            "max_score": self.max_score,
+            "reason": self.reason,
+        }
 
 
 def _kind(is_grade: bool, is_solution: bool, is_task: bool) -> str:
@@ -249,11 +260,21 @@ def specs_from_gradebook(db_url: str, assignment: str) -> tuple[NotebookSpec, ..
             tasks = {c.name: c for c in nb.task_cells}
             cells = []
             for sc in nb.source_cells:
-                points = graded[sc.name].max_score if sc.name in graded else (
-                    tasks[sc.name].max_score if sc.name in tasks else None)
-                cells.append(CellSpec(
-                    grade_id=sc.name, cell_type=sc.cell_type, source=sc.source or "", locked=bool(sc.locked),
-                    checksum=sc.checksum, points=None if points is None else float(points),
-                    kind=_kind(sc.name in graded, sc.name in solutions, sc.name in tasks)))
+                points = (
+                    graded[sc.name].max_score
+                    if sc.name in graded
+                    else (tasks[sc.name].max_score if sc.name in tasks else None)
+                )
+                cells.append(
+                    CellSpec(
+                        grade_id=sc.name,
+                        cell_type=sc.cell_type,
+                        source=sc.source or "",
+                        locked=bool(sc.locked),
+                        checksum=sc.checksum,
+                        points=None if points is None else float(points),
+                        kind=_kind(sc.name in graded, sc.name in solutions, sc.name in tasks),
+                    )
+                )
             specs.append(NotebookSpec(name=nb.name, cells=tuple(cells), kernelspec=nb.kernelspec))
     return tuple(specs)

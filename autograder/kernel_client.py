@@ -41,11 +41,20 @@ class GradingClient(NotebookClient):
     """
 
     def __init__(self, nb, ctx: Context, km, workdir: Path, **kw):
-        super().__init__(nb, km=km, allow_errors=True, interrupt_on_timeout=False,
-                         startup_timeout=KERNEL_STARTUP_SECONDS, timeout=int(ctx.limits.cell_timeout),
-                         kernel_name="python3",
-                         iopub_timeout=10, raise_on_iopub_timeout=False, record_timing=False,
-                         resources={"metadata": {"path": str(workdir)}}, **kw)
+        super().__init__(
+            nb,
+            km=km,
+            allow_errors=True,
+            interrupt_on_timeout=False,
+            startup_timeout=KERNEL_STARTUP_SECONDS,
+            timeout=int(ctx.limits.cell_timeout),
+            kernel_name="python3",
+            iopub_timeout=10,
+            raise_on_iopub_timeout=False,
+            record_timing=False,
+            resources={"metadata": {"path": str(workdir)}},
+            **kw,
+        )
         self.ctx = ctx
         self.output_bytes = 0
         self.truncated = False
@@ -68,8 +77,7 @@ class GradingClient(NotebookClient):
             if msg["msg_type"] == "stream" and self.token in str(content.get("text", "")):
                 self.token_seen = True
                 return super().output(outs, msg, display_id, cell_index)
-            if self.token_seen and msg["msg_type"] == "execute_result" and \
-                    len(str(content.get("data", ""))) < 10_000:
+            if self.token_seen and msg["msg_type"] == "execute_result" and len(str(content.get("data", ""))) < 10_000:
                 return super().output(outs, msg, display_id, cell_index)
         if self.truncated and msg["msg_type"] != "error":
             return None  # over the budget already: dropped unread (an error's traceback is still kept)
@@ -81,9 +89,16 @@ class GradingClient(NotebookClient):
         if self.output_bytes + size > self.ctx.limits.max_output_bytes:
             if not self.truncated:
                 self.truncated = True
-                outs.append(new_output("stream", name="stdout", text=(
-                    f"\n... output truncated by the grader: more than {self.ctx.limits.max_output_bytes} "
-                    "bytes of output in this notebook ...\n")))
+                outs.append(
+                    new_output(
+                        "stream",
+                        name="stdout",
+                        text=(
+                            f"\n... output truncated by the grader: more than {self.ctx.limits.max_output_bytes} "
+                            "bytes of output in this notebook ...\n"
+                        ),
+                    )
+                )
             if msg["msg_type"] != "error":
                 return None
             content["traceback"] = content.get("traceback", [])[-5:]
@@ -95,8 +110,9 @@ class GradingClient(NotebookClient):
         """Run grader code in the kernel without history or outputs; return the execute_reply content."""
         from jupyter_core.utils import ensure_async
 
-        msg_id = self.kc.execute(code, silent=True, store_history=False, allow_stdin=False,
-                                 user_expressions=user_expressions or {})
+        msg_id = self.kc.execute(
+            code, silent=True, store_history=False, allow_stdin=False, user_expressions=user_expressions or {}
+        )
         self.requests[msg_id] = self.current_test
         deadline = time.monotonic() + timeout
         while True:
@@ -144,8 +160,9 @@ class GradingClient(NotebookClient):
     async def _run_cells(self, started):
         limits, ctx = self.ctx.limits, self.ctx
         async with self.async_setup_kernel(cleanup_kc=True):
-            reply = await self.silent(guard_install_code(self.guard_module, limits.max_output_bytes),
-                                      timeout=KERNEL_STARTUP_SECONDS)
+            reply = await self.silent(
+                guard_install_code(self.guard_module, limits.max_output_bytes), timeout=KERNEL_STARTUP_SECONDS
+            )
             if reply.get("status") != "ok":
                 raise RuntimeError(f"grader guard failed to install: {reply.get('ename')}: {reply.get('evalue')}")
             for index, cell in enumerate(self.nb.cells):
@@ -166,27 +183,42 @@ class GradingClient(NotebookClient):
                     else:
                         await self.async_execute_cell(cell, index, store_history=True)
                 except CellTimeoutError:
-                    self.stop("timeout", f"cell {index} ran longer than {self.timeout} s"
-                              + (" (notebook time limit)" if self.timeout < limits.cell_timeout else ""),
-                              cell, "TimeoutError", grade_id)
+                    self.stop(
+                        "timeout",
+                        f"cell {index} ran longer than {self.timeout} s"
+                        + (" (notebook time limit)" if self.timeout < limits.cell_timeout else ""),
+                        cell,
+                        "TimeoutError",
+                        grade_id,
+                    )
                 except DeadKernelError:
                     self.stop("kernel_died", f"the kernel died in cell {index}", cell, "DeadKernelError", grade_id)
                 if self.stop_reason is None and self.kc is not None and self.kc.dropped_connections():
-                    ctx.worsen("resource_limit", f"cell {index} sent an output message over "
-                               f"{max_message_bytes(limits)} bytes; the grader refused it")
-                    cell.outputs.append(new_output("stream", name="stdout", text=(
-                        f"\n... output refused by the grader: a single output message of more than "
-                        f"{max_message_bytes(limits)} bytes; what this cell printed after it is lost ...\n")))
+                    ctx.worsen(
+                        "resource_limit",
+                        f"cell {index} sent an output message over "
+                        f"{max_message_bytes(limits)} bytes; the grader refused it",
+                    )
+                    cell.outputs.append(
+                        new_output(
+                            "stream",
+                            name="stdout",
+                            text=(
+                                f"\n... output refused by the grader: a single output message of more than "
+                                f"{max_message_bytes(limits)} bytes; what this cell printed after it is lost ...\n"
+                            ),
+                        )
+                    )
                     await self.kc.reopen_iopub(timeout=30)
                 for out in cell.get("outputs", []):
                     if out.get("output_type") == "error" and out.get("ename") in ("MemoryError",):
                         ctx.worsen("resource_limit", f"memory limit ({limits.memory_mb} MB) hit in cell {index}")
                     if out.get("output_type") == "error" and "Resource temporarily unavailable" in str(
-                            out.get("evalue", "")):
+                        out.get("evalue", "")
+                    ):
                         ctx.worsen("resource_limit", f"process limit ({limits.max_processes}) hit in cell {index}")
 
-    def stop(self, status: str, reason: str, cell=None, ename: str | None = None,
-             grade_id: str | None = None) -> None:
+    def stop(self, status: str, reason: str, cell=None, ename: str | None = None, grade_id: str | None = None) -> None:
         """Stop the notebook here: its status worsens to ``status`` with ``reason``; the cell it stopped in (if any)
         shows the reason as an ``ename`` error, and fails when it is a test; every later test fails unexecuted."""
         self.stop_reason = reason
@@ -201,27 +233,36 @@ class GradingClient(NotebookClient):
         guard_name = f"_grader_{secrets.token_hex(6)}"
         token = f"autograder-ok-{secrets.token_hex(16)}"
         self.current_test = grade_id
-        prelude = (f"__import__('sys').modules[{self.guard_module!r}].GUARD.before_test("
-                   f"{guard_name!r}, {builtin_names_used(cell.source)!r})")
+        prelude = (
+            f"__import__('sys').modules[{self.guard_module!r}].GUARD.before_test("
+            f"{guard_name!r}, {builtin_names_used(cell.source)!r})"
+        )
         reply = await self.silent(prelude, timeout=self.timeout)
         if reply.get("status") != "ok":
             message = f"{reply.get('ename')}: {reply.get('evalue')}"
-            cell.outputs = [new_output("error", ename=str(reply.get("ename")), evalue=str(reply.get("evalue")),
-                                       traceback=[f"The grader could not run this test: {message}"])]
+            cell.outputs = [
+                new_output(
+                    "error",
+                    ename=str(reply.get("ename")),
+                    evalue=str(reply.get("evalue")),
+                    traceback=[f"The grader could not run this test: {message}"],
+                )
+            ]
             self.ctx.verdicts[grade_id] = (False, message)
             return
         original = cell.source
         check_cell = parse_check_cell(original, self.ctx.delimiters)
         try:
-            cell.source = harden_test_source(check_cell.visible_source if check_cell else original,
-                                             guard_name, token)
+            cell.source = harden_test_source(check_cell.visible_source if check_cell else original, guard_name, token)
         except RewriteError as exc:  # the grader's fault, not the student's: say so, never a silent 0
             self.ctx.worsen("error", f"test cell {grade_id}: {exc}")
             self.ctx.verdicts[grade_id] = (False, str(exc))
-            cell.outputs = [new_output("error", ename="AutograderError", evalue=str(exc),
-                                       traceback=[f"AutograderError: {exc}"])]
-            await self.silent(f"__import__('sys').modules[{self.guard_module!r}].GUARD.after_test({guard_name!r})",
-                              timeout=30)
+            cell.outputs = [
+                new_output("error", ename="AutograderError", evalue=str(exc), traceback=[f"AutograderError: {exc}"])
+            ]
+            await self.silent(
+                f"__import__('sys').modules[{self.guard_module!r}].GUARD.after_test({guard_name!r})", timeout=30
+            )
             return
         captured = {}
 
@@ -262,8 +303,9 @@ class GradingClient(NotebookClient):
         if check_cell is not None:
             await self.run_checks(cell, grade_id, check_cell)
         try:
-            await self.silent(f"__import__('sys').modules[{self.guard_module!r}].GUARD.after_test({guard_name!r})",
-                              timeout=30)
+            await self.silent(
+                f"__import__('sys').modules[{self.guard_module!r}].GUARD.after_test({guard_name!r})", timeout=30
+            )
         except CellTimeoutError:
             # the kernel is still busy after the test "finished": its reply was not the real one
             self.ctx.verdicts[grade_id] = (False, "the kernel kept running after the test's reply")
@@ -274,8 +316,9 @@ class GradingClient(NotebookClient):
         its value comes out (JSON text, bounded), the expected values never leave the grader."""
         failures = []
         for check in check_cell.checks:
-            reply = await self.silent("", timeout=self.timeout,
-                                      user_expressions={"observed": observation_request(check.expression)})
+            reply = await self.silent(
+                "", timeout=self.timeout, user_expressions={"observed": observation_request(check.expression)}
+            )
             result = (reply.get("user_expressions") or {}).get("observed") or {}
             observed = "null"
             if result.get("status") == "ok":
@@ -289,9 +332,12 @@ class GradingClient(NotebookClient):
             if not passed:
                 failures.append(message)
         for message in failures:
-            cell.outputs.append(new_output("error", ename="AssertionError", evalue=message,
-                                           traceback=[f"AssertionError: {message}"]))
+            cell.outputs.append(
+                new_output("error", ename="AssertionError", evalue=message, traceback=[f"AssertionError: {message}"])
+            )
         if failures:
             before = self.ctx.verdicts.get(grade_id, (True, ""))
-            self.ctx.verdicts[grade_id] = (False, "; ".join(
-                ([before[1]] if not before[0] and before[1] else []) + failures))
+            self.ctx.verdicts[grade_id] = (
+                False,
+                "; ".join(([before[1]] if not before[0] and before[1] else []) + failures),
+            )

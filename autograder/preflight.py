@@ -25,9 +25,15 @@ def _preflight_key(limits: Limits, sandbox: bool) -> str:
 
     from . import kernel_guard
 
-    parts = [os.path.realpath(sys.executable), os.path.realpath(sys.prefix), str(limits.memory_mb),
-             str(limits.max_processes), str(sandbox), kernel_guard.__file__,
-             str(os.stat(kernel_guard.__file__).st_mtime_ns)]
+    parts = [
+        os.path.realpath(sys.executable),
+        os.path.realpath(sys.prefix),
+        str(limits.memory_mb),
+        str(limits.max_processes),
+        str(sandbox),
+        kernel_guard.__file__,
+        str(os.stat(kernel_guard.__file__).st_mtime_ns),
+    ]
     for tool in ("bwrap", "prlimit", "setpriv") if sandbox else ():
         path = shutil.which(tool)
         parts.append(f"{path}:{os.stat(path).st_mtime_ns if path else ''}")
@@ -66,8 +72,9 @@ def preflight(limits: Limits, sandbox: bool, cache_dir: Path | None = None) -> N
         return
     if limits.memory_mb < Limits().memory_mb:
         check_memory_limit(limits.memory_mb)  # raises, naming the smallest that works, when memory is the cause
-    raise AutograderError(f"no grading kernel can start here{' in the sandbox' if sandbox else ''}, so no "
-                          f"submission was graded: {why}")
+    raise AutograderError(
+        f"no grading kernel can start here{' in the sandbox' if sandbox else ''}, so no submission was graded: {why}"
+    )
 
 
 def check_memory_limit(memory_mb: int) -> None:
@@ -82,8 +89,10 @@ def check_memory_limit(memory_mb: int) -> None:
     if memory_mb >= Limits().memory_mb or kernel_starts(memory_mb):
         return
     default = Limits().memory_mb
-    works = next((m for m in range(512, default + 1, 256) if m > memory_mb and kernel_starts(m) and kernel_starts(m)),
-                 default)
-    raise AutograderError(f"--memory {memory_mb} is too small for a Python kernel to start here; the smallest "
-                          f"value that works is about {works} MB (give a margin for the students' code)")
-
+    works = next(
+        (m for m in range(512, default + 1, 256) if m > memory_mb and kernel_starts(m) and kernel_starts(m)), default
+    )
+    raise AutograderError(
+        f"--memory {memory_mb} is too small for a Python kernel to start here; the smallest "
+        f"value that works is about {works} MB (give a margin for the students' code)"
+    )

@@ -36,13 +36,30 @@ DIFFICULTIES = ("easy", "medium", "hard")
 # The course's topics; the bank must cover every one of REQUIRED_TOPICS (the topics the lessons teach).
 REQUIRED_TOPICS = ("tracking", "reproducibility", "versions", "serving", "monitoring", "automation")
 TOPICS = ("mlops", *REQUIRED_TOPICS)
-TOPIC_TITLES = {"mlops": "MLOps", "tracking": "experiment tracking", "reproducibility": "reproducible runs",
-                "versions": "model versions and aliases", "serving": "serving", "monitoring": "monitoring",
-                "automation": "automation"}
+TOPIC_TITLES = {
+    "mlops": "MLOps",
+    "tracking": "experiment tracking",
+    "reproducibility": "reproducible runs",
+    "versions": "model versions and aliases",
+    "serving": "serving",
+    "monitoring": "monitoring",
+    "automation": "automation",
+}
 QUESTION_COUNT = 10
 MIN_PER_DIFFICULTY = 3
-FIELDS = ("id", "origin", "topic", "difficulty", "question", "options", "answer", "misconceptions", "hint", "why",
-          "solution")
+FIELDS = (
+    "id",
+    "origin",
+    "topic",
+    "difficulty",
+    "question",
+    "options",
+    "answer",
+    "misconceptions",
+    "hint",
+    "why",
+    "solution",
+)
 # An iris column name written in code (`...`): "sepal_length", "petal width (cm)", "Sepal-Width"...
 COLUMN_NAME = re.compile(r"(?i)\b(?:sepal|petal)[\s_-]*(?:length|width)\w*(?:\s*\(cm\))?")
 
@@ -123,8 +140,9 @@ def _question(raw, position: int, points: dict) -> Question:
     if tuple(options) != LETTERS or not all(options.values()):
         raise QuestionBankError(f"{where}: options must be exactly {LETTERS}, in order, none empty")
     if not isinstance(raw["answer"], str) or raw["answer"] not in LETTERS:
-        raise QuestionBankError(f"{where}: the answer must be one letter of {LETTERS} (exactly one keyed option), "
-                                f"not {raw['answer']!r}")
+        raise QuestionBankError(
+            f"{where}: the answer must be one letter of {LETTERS} (exactly one keyed option), not {raw['answer']!r}"
+        )
     if len(set(options.values())) != len(options):
         raise QuestionBankError(f"{where}: two options have the same text, so there is not exactly one keyed option")
     wrong = [letter for letter in LETTERS if letter != raw["answer"]]
@@ -132,26 +150,40 @@ def _question(raw, position: int, points: dict) -> Question:
     if sorted(misconceptions) != wrong or not all(misconceptions.values()):
         raise QuestionBankError(
             f"{where}: give one misconception for every wrong option {wrong} and none for the answer "
-            f"{raw['answer']}; got {sorted(misconceptions)}")
+            f"{raw['answer']}; got {sorted(misconceptions)}"
+        )
     columns = course_column_names()
-    for part, text in [("question", str(raw["question"])), *((f"option {k}", v) for k, v in options.items()),
-                       *((f"solution step {i}", str(step)) for i, step in enumerate(raw["solution"], 1))]:
+    for part, text in [
+        ("question", str(raw["question"])),
+        *((f"option {k}", v) for k, v in options.items()),
+        *((f"solution step {i}", str(step)) for i, step in enumerate(raw["solution"], 1)),
+    ]:
         for code in re.findall(r"`([^`]+)`", text):
             wrong = [m.group(0) for m in COLUMN_NAME.finditer(code) if m.group(0) not in columns]
             if wrong:
                 raise QuestionBankError(
                     f"{where}: {part} names the column(s) {wrong}, which the course's model does not have; "
-                    f"its signature's columns are {list(columns)}")
+                    f"its signature's columns are {list(columns)}"
+                )
     if len(set(misconceptions.values())) != len(misconceptions):
         raise QuestionBankError(f"{where}: two options share a misconception text; feedback could not tell them apart")
     solution = raw["solution"]
     if not isinstance(solution, list) or len(solution) < 2 or not all(isinstance(s, str) and s for s in solution):
         raise QuestionBankError(f"{where}: solution must be a list of at least two steps")
-    return Question(id=raw["id"], origin=raw["origin"], topic=raw["topic"], difficulty=raw["difficulty"],
-                    question=str(raw["question"]).strip(), options=options, answer=raw["answer"],
-                    misconceptions=misconceptions, hint=str(raw["hint"]).strip(), why=str(raw["why"]).strip(),
-                    solution=tuple(solution),
-                    points=points[raw["difficulty"]])
+    return Question(
+        id=raw["id"],
+        origin=raw["origin"],
+        topic=raw["topic"],
+        difficulty=raw["difficulty"],
+        question=str(raw["question"]).strip(),
+        options=options,
+        answer=raw["answer"],
+        misconceptions=misconceptions,
+        hint=str(raw["hint"]).strip(),
+        why=str(raw["why"]).strip(),
+        solution=tuple(solution),
+        points=points[raw["difficulty"]],
+    )
 
 
 def validate_bank(questions: list[Question]) -> None:
@@ -176,7 +208,8 @@ def validate_bank(questions: list[Question]) -> None:
     if len(cued) > limit:
         raise QuestionBankError(
             f"the keyed option is the strictly longest option in {len(cued)} questions ({', '.join(cued)}); at most "
-            f"{limit} are allowed, or 'pick the longest' beats guessing: lengthen a distractor or shorten the key")
+            f"{limit} are allowed, or 'pick the longest' beats guessing: lengthen a distractor or shorten the key"
+        )
 
 
 def _keyed_option_is_strictly_longest(q: Question) -> bool:
@@ -186,9 +219,16 @@ def _keyed_option_is_strictly_longest(q: Question) -> bool:
 
 # ----- notebook generation -----------------------------------------------------------------------------------
 
+
 def _nbgrader(grade_id: str, *, grade=False, solution=False, locked=False, points=None) -> dict:
-    meta = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": 3, "solution": solution,
-            "task": False}
+    meta = {
+        "grade": grade,
+        "grade_id": grade_id,
+        "locked": locked,
+        "schema_version": 3,
+        "solution": solution,
+        "task": False,
+    }
     if grade:
         meta["points"] = points
     return {"nbgrader": meta}
@@ -196,43 +236,54 @@ def _nbgrader(grade_id: str, *, grade=False, solution=False, locked=False, point
 
 def _question_markdown(q: Question) -> str:
     plural = "point" if q.points == 1 else "points"
-    lines = [f"### Question {q.number} · {q.difficulty} · {q.points} {plural}",
-             f"*Topic: {TOPIC_TITLES[q.topic]}*", "", q.question, ""]
+    lines = [
+        f"### Question {q.number} · {q.difficulty} · {q.points} {plural}",
+        f"*Topic: {TOPIC_TITLES[q.topic]}*",
+        "",
+        q.question,
+        "",
+    ]
     lines += [f"- **{letter}.** {text}" for letter, text in q.options.items()]
     lines += ["", f'Answer in the next cell: `{q.id} = "A"`, `"B"`, `"C"` or `"D"`.']
     return "\n".join(lines)
 
 
 def _answer_source(q: Question) -> str:
-    return "\n".join([
-        f"### {DEFAULT.begin_solution}",
-        f"{q.id} = {q.answer!r}",
-        f"### {DEFAULT.end_solution}",
-        f"### {DEFAULT.begin_stub}",
-        f'# {q.id} = ...  # replace ... with "A", "B", "C" or "D"',
-        f"### {DEFAULT.end_stub}",
-    ])
+    return "\n".join(
+        [
+            f"### {DEFAULT.begin_solution}",
+            f"{q.id} = {q.answer!r}",
+            f"### {DEFAULT.end_solution}",
+            f"### {DEFAULT.begin_stub}",
+            f'# {q.id} = ...  # replace ... with "A", "B", "C" or "D"',
+            f"### {DEFAULT.end_stub}",
+        ]
+    )
 
 
 def _test_source(q: Question) -> str:
     """The question's test cell: a visible format check, and a hidden check cell (``mlops_helpers.checks``): under
     the course's grader neither the key nor the misconceptions (whose letters would give the key away by
     elimination) enter the student's kernel; the grader judges the letter the kernel reports."""
-    explain = "\n".join(f"        {letter!r}: {('Misconception: ' + text + ' Hint: ' + q.hint)!r},"
-                        for letter, text in q.misconceptions.items())
-    return "\n".join([
-        "from mlops_helpers.checks import check",
-        "# Checks only the format of your answer; correctness is checked when your work is graded.",
-        f"assert {q.id} in {LETTERS!r}, (",
-        f'    f"Set {q.id} to one of the letters \\"A\\", \\"B\\", \\"C\\" or \\"D\\" (with quotes), '
-        f'not {{{q.id}!r}}.")',
-        f"### {DEFAULT.begin_test}",
-        f"check({q.id!r}, equals={q.answer!r}, message={f'Question {q.number}: not the best answer.'!r},",
-        "      explain={",
-        explain,
-        "      })",
-        f"### {DEFAULT.end_test}",
-    ])
+    explain = "\n".join(
+        f"        {letter!r}: {('Misconception: ' + text + ' Hint: ' + q.hint)!r},"
+        for letter, text in q.misconceptions.items()
+    )
+    return "\n".join(
+        [
+            "from mlops_helpers.checks import check",
+            "# Checks only the format of your answer; correctness is checked when your work is graded.",
+            f"assert {q.id} in {LETTERS!r}, (",
+            f'    f"Set {q.id} to one of the letters \\"A\\", \\"B\\", \\"C\\" or \\"D\\" (with quotes), '
+            f'not {{{q.id}!r}}.")',
+            f"### {DEFAULT.begin_test}",
+            f"check({q.id!r}, equals={q.answer!r}, message={f'Question {q.number}: not the best answer.'!r},",
+            "      explain={",
+            explain,
+            "      })",
+            f"### {DEFAULT.end_test}",
+        ]
+    )
 
 
 INTRO = """# Practice questions: why MLOps bridges ML research and production
@@ -264,17 +315,29 @@ def build_notebook(questions: list[Question]):
 
     cells = [new_markdown_cell(INTRO, id="intro")]
     for q in questions:
-        cells.append(new_markdown_cell(_question_markdown(q), id=f"{q.id}-question",
-                                       metadata=_nbgrader(f"{q.id}_question", locked=True)))
-        cells.append(new_code_cell(_answer_source(q), id=f"{q.id}-answer",
-                                   metadata=_nbgrader(f"{q.id}_answer", solution=True)))
-        cells.append(new_code_cell(_test_source(q), id=f"{q.id}-check",
-                                   metadata=_nbgrader(f"{q.id}_check", grade=True, locked=True, points=q.points)))
+        cells.append(
+            new_markdown_cell(
+                _question_markdown(q), id=f"{q.id}-question", metadata=_nbgrader(f"{q.id}_question", locked=True)
+            )
+        )
+        cells.append(
+            new_code_cell(_answer_source(q), id=f"{q.id}-answer", metadata=_nbgrader(f"{q.id}_answer", solution=True))
+        )
+        cells.append(
+            new_code_cell(
+                _test_source(q),
+                id=f"{q.id}-check",
+                metadata=_nbgrader(f"{q.id}_check", grade=True, locked=True, points=q.points),
+            )
+        )
     cells.append(new_markdown_cell(OUTRO, id="outro"))
-    nb = new_notebook(cells=cells, metadata={
-        "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
-        "language_info": {"name": "python"},
-    })
+    nb = new_notebook(
+        cells=cells,
+        metadata={
+            "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
+            "language_info": {"name": "python"},
+        },
+    )
     nbformat.validate(nb)
     return nb
 
@@ -289,11 +352,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m autograder.questions",
         description="Validate the practice-questions bank (autograder/question_bank.yaml) and generate the nbgrader "
-        "source notebook from it. Edit the bank, then run this; never edit the generated notebook by hand.")
+        "source notebook from it. Edit the bank, then run this; never edit the generated notebook by hand.",
+    )
     parser.add_argument("--bank", type=Path, default=BANK, help="the question bank (default: %(default)s)")
     parser.add_argument("--output", type=Path, default=NOTEBOOK, help="the notebook to write (default: %(default)s)")
-    parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 if --output differs from what the bank generates")
+    parser.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if --output differs from what the bank generates"
+    )
     args = parser.parse_args(argv)
     try:
         questions = load_bank(args.bank)

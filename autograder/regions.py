@@ -37,9 +37,14 @@ class Delimiters:
         from .stubs import ClearSolutionsWithStubs  # a ClearSolutions: it reads ClearSolutions' settings too
 
         tests, solutions = ClearHiddenTests(config=config), ClearSolutionsWithStubs(config=config)
-        return cls(begin_test=tests.begin_test_delimeter, end_test=tests.end_test_delimeter,
-                   begin_solution=solutions.begin_solution_delimeter, end_solution=solutions.end_solution_delimeter,
-                   begin_stub=solutions.begin_stub_delimiter, end_stub=solutions.end_stub_delimiter)
+        return cls(
+            begin_test=tests.begin_test_delimeter,
+            end_test=tests.end_test_delimeter,
+            begin_solution=solutions.begin_solution_delimeter,
+            end_solution=solutions.end_solution_delimeter,
+            begin_stub=solutions.begin_stub_delimiter,
+            end_stub=solutions.end_stub_delimiter,
+        )
 
     @property
     def hidden_tests(self) -> tuple[str, str]:

@@ -23,12 +23,20 @@ HELP = "generate the student version of an assignment and release it to the exch
 
 def add_arguments(parser) -> None:
     parser.add_argument("assignment", metavar="ASSIGNMENT", help="a folder of source/, e.g. practice_questions")
-    parser.add_argument("--no-exchange", action="store_true",
-                        help="only generate release/ASSIGNMENT (nbgrader generate_assignment); do not release it")
-    parser.add_argument("--force", action="store_true",
-                        help="overwrite an earlier release of this assignment in the exchange")
-    parser.add_argument("--course-dir", metavar="PATH", default=None,
-                        help="the course directory (default: the nearest folder holding nbgrader_config.py)")
+    parser.add_argument(
+        "--no-exchange",
+        action="store_true",
+        help="only generate release/ASSIGNMENT (nbgrader generate_assignment); do not release it",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="overwrite an earlier release of this assignment in the exchange"
+    )
+    parser.add_argument(
+        "--course-dir",
+        metavar="PATH",
+        default=None,
+        help="the course directory (default: the nearest folder holding nbgrader_config.py)",
+    )
 
 
 def release(assignment: str, root=None, *, exchange: bool = True, force: bool = False, log=None) -> dict:
@@ -47,20 +55,31 @@ def release(assignment: str, root=None, *, exchange: bool = True, force: bool = 
     outbound = Path(api.exchange_root) / api.course_id / "outbound" / assignment
     if exchange and not force and outbound.exists():
         # nbgrader would only notice after regenerating; say it before doing any work.
-        raise NbgraderStepError(f"{assignment} is already released to {outbound}: add --force to overwrite it "
-                                "(students who fetched it keep their copy)")
+        raise NbgraderStepError(
+            f"{assignment} is already released to {outbound}: add --force to overwrite it "
+            "(students who fetched it keep their copy)"
+        )
 
     say(f"[1/{2 if exchange else 1}] nbgrader generate_assignment {assignment} ...")
     _check(api.generate_assignment(assignment, force=True, create=True), "generate_assignment", assignment)
     released = course.notebook_paths(root, "release", assignment)
-    summary = {"assignment": assignment, "release": str(root / "release" / assignment),
-               "notebooks": [p.name for p in released], **_points(api, assignment), "exchange": None}
+    summary = {
+        "assignment": assignment,
+        "release": str(root / "release" / assignment),
+        "notebooks": [p.name for p in released],
+        **_points(api, assignment),
+        "exchange": None,
+    }
     if exchange:
         say(f"[2/2] nbgrader release_assignment {assignment} -> {api.exchange_root} ...")
         if api.exchange_missing:
             Path(api.exchange_root).mkdir(parents=True, exist_ok=True)
-        _check(api.release_assignment(assignment), "release_assignment", assignment,
-               hint="" if force else " (already released? add --force to overwrite)")
+        _check(
+            api.release_assignment(assignment),
+            "release_assignment",
+            assignment,
+            hint="" if force else " (already released? add --force to overwrite)",
+        )
         summary["exchange"] = str(outbound)
     if not released:
         raise NbgraderStepError(f"nbgrader generated no notebook for {assignment!r} in {summary['release']}")
@@ -89,6 +108,8 @@ def _points(api, assignment: str) -> dict:
 def run(args) -> int:
     summary = release(args.assignment, args.course_dir, exchange=not args.no_exchange, force=args.force)
     where = summary["exchange"] or summary["release"]
-    print(f"{summary['assignment']}: {len(summary['notebooks'])} notebook(s), {summary['autograded_cells']} "
-          f"autograded cells, {summary['points']:g} points -> {where}")
+    print(
+        f"{summary['assignment']}: {len(summary['notebooks'])} notebook(s), {summary['autograded_cells']} "
+        f"autograded cells, {summary['points']:g} points -> {where}"
+    )
     return 0

@@ -41,10 +41,18 @@ HELP = "write the class report: grades CSV, item analysis CSV, grade histogram a
 
 def add_arguments(parser) -> None:
     parser.add_argument("assignment", metavar="ASSIGNMENT", help="the assignment, e.g. ps1")
-    parser.add_argument("--out", metavar="FOLDER", default=None,
-                        help="output folder (default: build/report/ASSIGNMENT under the course directory)")
-    parser.add_argument("--course-dir", metavar="PATH", default=None,
-                        help="the course directory (default: the nearest folder holding nbgrader_config.py)")
+    parser.add_argument(
+        "--out",
+        metavar="FOLDER",
+        default=None,
+        help="output folder (default: build/report/ASSIGNMENT under the course directory)",
+    )
+    parser.add_argument(
+        "--course-dir",
+        metavar="PATH",
+        default=None,
+        help="the course directory (default: the nearest folder holding nbgrader_config.py)",
+    )
 
 
 def run(args) -> int:
@@ -93,12 +101,16 @@ def collect(course, assignment: str) -> tuple[list[str], dict[str, float], list[
                         # a cell waiting for a human has no score yet (nbgrader would count it as 0)
                         scores[f"{snb.name}/{grade.name}"] = None if pending else float(grade.score)
             status = entry.get("status") or ("" if submission is not None else "missing")
-            rows.append({
-                "student_id": student, "status": status, "scores": scores,
-                "total": float(submission.score) if submission is not None else 0.0,
-                "max_score": float(definition.max_score),
-                "submitted": submission is not None and status != "missing",
-            })
+            rows.append(
+                {
+                    "student_id": student,
+                    "status": status,
+                    "scores": scores,
+                    "total": float(submission.score) if submission is not None else 0.0,
+                    "max_score": float(definition.max_score),
+                    "submitted": submission is not None and status != "missing",
+                }
+            )
     return questions, max_scores, rows
 
 
@@ -121,9 +133,17 @@ def item_analysis(questions: list[str], max_scores: dict[str, float], rows: list
             discrimination = float(stats.pearsonr(item, rest).statistic)
             if set(np.unique(item)) <= {0.0, maximum}:
                 point_biserial = float(stats.pointbiserialr(item == maximum, rest).statistic)
-        out.append({"question": q, "max_score": maximum, "n": len(item), "mean": mean,
-                    "difficulty": difficulty, "discrimination": discrimination,
-                    "point_biserial": point_biserial})
+        out.append(
+            {
+                "question": q,
+                "max_score": maximum,
+                "n": len(item),
+                "mean": mean,
+                "difficulty": difficulty,
+                "discrimination": discrimination,
+                "point_biserial": point_biserial,
+            }
+        )
     return out
 
 
@@ -149,23 +169,36 @@ def write_report(assignment: str, *, root=None, out=None) -> dict[str, Path]:
     check_gradebook(course, assignment)
     questions, max_scores, rows = collect(course, assignment)
     if not rows:
-        raise AutograderError(f"no students for {assignment!r} in the gradebook: grade it first "
-                              f"(`python -m autograder grade {assignment}`)")
+        raise AutograderError(
+            f"no students for {assignment!r} in the gradebook: grade it first "
+            f"(`python -m autograder grade {assignment}`)"
+        )
     from .attempts import attempts_column
 
     attempts = attempts_column(course.root, assignment)
     folder = Path(out) if out else Path(course.coursedir.root) / "build" / "report" / assignment
     folder.mkdir(parents=True, exist_ok=True)
-    paths = {"grades": folder / "grades.csv", "items": folder / "item_analysis.csv",
-             "histogram": folder / "grades_histogram.png", "questions": folder / "questions.png"}
+    paths = {
+        "grades": folder / "grades.csv",
+        "items": folder / "item_analysis.csv",
+        "histogram": folder / "grades_histogram.png",
+        "questions": folder / "questions.png",
+    }
 
     with open(paths["grades"], "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["student_id", "status", "attempts", *questions, "total", "max_score"])
         for r in rows:
-            writer.writerow([r["student_id"], r["status"], attempts.get(r["student_id"], ""),
-                             *(_fmt(r["scores"][q]) for q in questions),
-                             _fmt(r["total"]) if r["submitted"] else "", _fmt(r["max_score"])])
+            writer.writerow(
+                [
+                    r["student_id"],
+                    r["status"],
+                    attempts.get(r["student_id"], ""),
+                    *(_fmt(r["scores"][q]) for q in questions),
+                    _fmt(r["total"]) if r["submitted"] else "",
+                    _fmt(r["max_score"]),
+                ]
+            )
 
     items = item_analysis(questions, max_scores, rows)
     with open(paths["items"], "w", newline="") as fh:
@@ -179,8 +212,12 @@ def write_report(assignment: str, *, root=None, out=None) -> dict[str, Path]:
     percents = [100.0 * r["total"] / r["max_score"] for r in submitted if r["max_score"]]
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.hist(percents, bins=[i * 10 for i in range(11)], color="#4C72B0", edgecolor="white")
-    ax.set(title=f"{assignment}: grades of {len(percents)} submission(s)", xlabel="grade (% of max)",
-           ylabel="students", xlim=(0, 100))
+    ax.set(
+        title=f"{assignment}: grades of {len(percents)} submission(s)",
+        xlabel="grade (% of max)",
+        ylabel="students",
+        xlim=(0, 100),
+    )
     fig.tight_layout()
     fig.savefig(paths["histogram"], dpi=100)
     plt.close(fig)

@@ -73,9 +73,11 @@ class _EqualityRewriter(ast.NodeTransformer):
         if len(node.ops) == 1 and isinstance(node.ops[0], (ast.Eq, ast.NotEq)):
             self.changed = True
             method = "eq" if isinstance(node.ops[0], ast.Eq) else "ne"
-            call = ast.Call(func=ast.Attribute(value=ast.Name(self.guard_name, ast.Load()), attr=method,
-                                               ctx=ast.Load()),
-                            args=[node.left, node.comparators[0]], keywords=[])
+            call = ast.Call(
+                func=ast.Attribute(value=ast.Name(self.guard_name, ast.Load()), attr=method, ctx=ast.Load()),
+                args=[node.left, node.comparators[0]],
+                keywords=[],
+            )
             return ast.copy_location(call, node)
         return node
 
@@ -101,8 +103,14 @@ def _ends_with_semicolon(text: str) -> bool:
     except (tokenize.TokenError, SyntaxError):
         return False
     for tok in reversed(tokens):
-        if tok.type in (tokenize.ENDMARKER, tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT, tokenize.DEDENT,
-                        tokenize.INDENT):
+        if tok.type in (
+            tokenize.ENDMARKER,
+            tokenize.NL,
+            tokenize.NEWLINE,
+            tokenize.COMMENT,
+            tokenize.DEDENT,
+            tokenize.INDENT,
+        ):
             continue
         return tok.type == tokenize.OP and tok.string == ";"
     return False
@@ -146,8 +154,9 @@ def harden_test_source(source: str, guard_name: str, token: str) -> str:
     try:
         compile(text, "<hardened test cell>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
     except SyntaxError as exc:
-        raise RewriteError(f"the grader's rewrite of this test cell does not compile ({exc.msg}, line "
-                           f"{exc.lineno})") from None
+        raise RewriteError(
+            f"the grader's rewrite of this test cell does not compile ({exc.msg}, line {exc.lineno})"
+        ) from None
     return text
 
 

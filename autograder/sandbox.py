@@ -60,18 +60,43 @@ def check_sandbox() -> str:
         raise SandboxUnavailableError(
             f"cannot sandbox student code: {', '.join(missing)} not found. Install the Debian packages "
             "`bubblewrap` and `util-linux` (apt-get install bubblewrap util-linux), or pass --no-sandbox to run "
-            "student code unsandboxed as your own user (only for code you trust).")
+            "student code unsandboxed as your own user (only for code you trust)."
+        )
     bwrap = shutil.which("bwrap")
     probe = subprocess.run(
-        [bwrap, "--unshare-net", "--unshare-pid", "--die-with-parent", "--ro-bind", "/usr", "/usr",
-         "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
-         "--proc", "/proc", "--dev", "/dev", "/bin/true"],
-        capture_output=True, text=True, timeout=30)
+        [
+            bwrap,
+            "--unshare-net",
+            "--unshare-pid",
+            "--die-with-parent",
+            "--ro-bind",
+            "/usr",
+            "/usr",
+            "--symlink",
+            "usr/bin",
+            "/bin",
+            "--symlink",
+            "usr/lib",
+            "/lib",
+            "--symlink",
+            "usr/lib64",
+            "/lib64",
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "/bin/true",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     if probe.returncode != 0:
         raise SandboxUnavailableError(
             f"bubblewrap is installed but cannot create a sandbox here ({probe.stderr.strip() or probe.returncode}). "
             "Grading needs user/network/PID namespaces (run as root or enable unprivileged user namespaces), "
-            "or pass --no-sandbox to run student code unsandboxed (only for code you trust).")
+            "or pass --no-sandbox to run student code unsandboxed (only for code you trust)."
+        )
     return bwrap
 
 
@@ -116,15 +141,40 @@ def bwrap_args(scratch: Path, workdir: Path, uid: int, extra_ro: tuple[Path, ...
     helpers = _package_dir("mlops_helpers")
     if helpers is not None:
         ro.append(helpers)
-    args = [shutil.which("bwrap") or "bwrap",
-            "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-            "--die-with-parent", "--new-session", "--hostname", "sandbox",
-            "--ro-bind", "/usr", "/usr",
-            "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
-            "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
-            "--proc", "/proc", "--dev", "/dev",
-            # /tmp first: binds of anything under /tmp (the scratch usually is) must come after it.
-            "--tmpfs", "/tmp"]
+    args = [
+        shutil.which("bwrap") or "bwrap",
+        "--unshare-net",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--die-with-parent",
+        "--new-session",
+        "--hostname",
+        "sandbox",
+        "--ro-bind",
+        "/usr",
+        "/usr",
+        "--symlink",
+        "usr/bin",
+        "/bin",
+        "--symlink",
+        "usr/sbin",
+        "/sbin",
+        "--symlink",
+        "usr/lib",
+        "/lib",
+        "--symlink",
+        "usr/lib64",
+        "/lib64",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        # /tmp first: binds of anything under /tmp (the scratch usually is) must come after it.
+        "--tmpfs",
+        "/tmp",
+    ]
     for etc in ETC_FILES:
         if os.path.exists(etc):
             args += ["--ro-bind", etc, etc]
@@ -139,14 +189,29 @@ def bwrap_args(scratch: Path, workdir: Path, uid: int, extra_ro: tuple[Path, ...
         if str(path).startswith("/usr/"):
             continue  # already visible through /usr
         args += ["--ro-bind", str(path), str(path)]
-    args += ["--bind", str(scratch), str(scratch), "--chdir", str(workdir),
-             "--clearenv",
-             "--setenv", "PATH", f"{Path(sys.prefix).resolve() / 'bin'}:/usr/local/bin:/usr/bin:/bin"]
+    args += [
+        "--bind",
+        str(scratch),
+        str(scratch),
+        "--chdir",
+        str(workdir),
+        "--clearenv",
+        "--setenv",
+        "PATH",
+        f"{Path(sys.prefix).resolve() / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+    ]
     for key, value in kernel_environment(scratch, workdir).items():
         args += ["--setenv", key, value]
-    args += ["--",
-             shutil.which("setpriv") or "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-             "--bounding-set=-all", "--inh-caps=-all", "--no-new-privs"]
+    args += [
+        "--",
+        shutil.which("setpriv") or "setpriv",
+        f"--reuid={uid}",
+        f"--regid={uid}",
+        "--clear-groups",
+        "--bounding-set=-all",
+        "--inh-caps=-all",
+        "--no-new-privs",
+    ]
     return args
 
 
@@ -177,8 +242,20 @@ def mount_scratch(scratch: Path, size_mb: int) -> bool:
     and nothing mounted, where it cannot be done: the folder then stays on disk with the per-file limit alone."""
     if os.geteuid() != 0 or shutil.which("mount") is None:
         return False
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={int(size_mb)}m,mode=0700,nosuid,nodev",
-                           "autograder-scratch", str(scratch)], capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        [
+            "mount",
+            "-t",
+            "tmpfs",
+            "-o",
+            f"size={int(size_mb)}m,mode=0700,nosuid,nodev",
+            "autograder-scratch",
+            str(scratch),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     return proc.returncode == 0
 
 
@@ -194,11 +271,19 @@ def kernel_environment(scratch: Path, workdir: Path) -> dict[str, str]:
     already runs one kernel per core), a tracking store in the working folder, and nbgrader's
     ``NBGRADER_EXECUTION=autograde`` (its FAQ documents it for tests that behave differently when graded)."""
     home = Path(scratch) / "home"
-    return {"HOME": str(home), "IPYTHONDIR": str(home / ".ipython"), "MPLCONFIGDIR": str(home / ".matplotlib"),
-            "MPLBACKEND": "agg", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
-            "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-            "MLFLOW_TRACKING_URI": f"sqlite:///{Path(workdir) / 'mlflow.db'}",
-            "NBGRADER_EXECUTION": "autograde"}
+    return {
+        "HOME": str(home),
+        "IPYTHONDIR": str(home / ".ipython"),
+        "MPLCONFIGDIR": str(home / ".matplotlib"),
+        "MPLBACKEND": "agg",
+        "LANG": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{Path(workdir) / 'mlflow.db'}",
+        "NBGRADER_EXECUTION": "autograde",
+    }
 
 
 def prepare_scratch(scratch: Path, uid: int | None) -> None:
@@ -290,8 +375,18 @@ class SandboxedKernelManager(AsyncKernelManager):
     enforced for root, so it is not pretended).
     """
 
-    def __init__(self, *, scratch: Path, workdir: Path, memory_mb: int, max_processes: int,
-                 sandbox: bool = True, max_message_bytes: int = 0, log_path: Path | None = None, **kwargs):
+    def __init__(
+        self,
+        *,
+        scratch: Path,
+        workdir: Path,
+        memory_mb: int,
+        max_processes: int,
+        sandbox: bool = True,
+        max_message_bytes: int = 0,
+        log_path: Path | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.scratch, self.workdir = Path(scratch), Path(workdir)
         # the kernel's own stdout/stderr: a new file the grader creates outside the folder student code can write
@@ -328,9 +423,12 @@ class SandboxedKernelManager(AsyncKernelManager):
             from .cgroups import KernelCgroup
 
             self.cgroup = KernelCgroup.create(self.memory_mb, self.max_processes)
-            kernel_cmd = [*(self.cgroup.join_prefix() if self.cgroup else []),
-                          *rlimit_args(self.memory_mb, self.max_processes),
-                          *bwrap_args(self.scratch, self.workdir, self.uid), *sandboxed_command(kernel_cmd)]
+            kernel_cmd = [
+                *(self.cgroup.join_prefix() if self.cgroup else []),
+                *rlimit_args(self.memory_mb, self.max_processes),
+                *bwrap_args(self.scratch, self.workdir, self.uid),
+                *sandboxed_command(kernel_cmd),
+            ]
             kw.pop("cwd", None)
         else:
             kernel_cmd = [*rlimit_args(self.memory_mb, None), *kernel_cmd]
@@ -349,10 +447,15 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m autograder.sandbox --check``: exit 0 when a sandbox can run here, 1 (reason on stderr) when not."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m autograder.sandbox",
-                                     description="Check that student code can be sandboxed on this machine.")
-    parser.add_argument("--check", action="store_true", required=True,
-                        help="exit 0 if bubblewrap can start a sandbox here, else print why on stderr and exit 1")
+    parser = argparse.ArgumentParser(
+        prog="python -m autograder.sandbox", description="Check that student code can be sandboxed on this machine."
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        required=True,
+        help="exit 0 if bubblewrap can start a sandbox here, else print why on stderr and exit 1",
+    )
     parser.parse_args(argv)
     try:
         check_sandbox()

@@ -46,9 +46,14 @@ def write_statuses(course: Course, assignment: str, results: list[GradeResult]) 
         now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         for r in results:
             data["students"][r.student_id] = {
-                "status": r.status, "reason": r.reason, "score": r.score, "max_score": r.max_score,
-                "seconds": round(r.seconds, 3), "graded_at": now,
-                "notebooks": {nb.name: {"status": nb.status, "reason": nb.reason} for nb in r.notebooks}}
+                "status": r.status,
+                "reason": r.reason,
+                "score": r.score,
+                "max_score": r.max_score,
+                "seconds": round(r.seconds, 3),
+                "graded_at": now,
+                "notebooks": {nb.name: {"status": nb.status, "reason": nb.reason} for nb in r.notebooks},
+            }
         data["students"] = dict(sorted(data["students"].items()))
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(data, indent=2) + "\n")
@@ -63,4 +68,3 @@ def read_statuses(course_or_root, assignment: str) -> dict[str, dict]:
     if not path.is_file():
         return {}
     return json.loads(path.read_text()).get("students", {})
-

@@ -40,7 +40,8 @@ class ClearSolutionsWithStubs(ClearSolutions):
     """ClearSolutions that replaces a cell's solution region by the cell's own ``### BEGIN STUB`` region, if any."""
 
     begin_stub_delimiter = Unicode("BEGIN STUB", help="The delimiter marking the beginning of a per-cell stub").tag(
-        config=True)
+        config=True
+    )
     end_stub_delimiter = Unicode("END STUB", help="The delimiter marking the end of a per-cell stub").tag(config=True)
 
     def _extract_stub(self, cell) -> list[str] | None:
@@ -67,11 +68,12 @@ class ClearSolutionsWithStubs(ClearSolutions):
             return ""
         for prefix in (indent + "# ", indent + "#"):
             if line.startswith(prefix):
-                rest = line[len(prefix):]
+                rest = line[len(prefix) :]
                 return indent + rest if rest.strip() else ""
         raise StubRegionError(
             f"every line of a stub region must be commented out at the marker's indentation; this one is not: "
-            f"{line!r} in cell:\n{cell.source}")
+            f"{line!r} in cell:\n{cell.source}"
+        )
 
     def _replace_solution_region(self, cell, language: str) -> bool:
         stub = self._extract_stub(cell)

@@ -16,8 +16,9 @@ from .job import GradeJob, Limits
 from .regions import DEFAULT, Delimiters
 
 
-def find_students(course: Course, assignment: str, only: Iterable[str] | None = None,
-                  exclude: Iterable[str] = ()) -> tuple[list[str], list[str]]:
+def find_students(
+    course: Course, assignment: str, only: Iterable[str] | None = None, exclude: Iterable[str] = ()
+) -> tuple[list[str], list[str]]:
     """(students with a submission folder, students in the gradebook without one), sorted.
 
     Students come from the gradebook *and* from ``submitted/*/<assignment>/`` (nbgrader creates unknown students
@@ -35,8 +36,9 @@ def find_students(course: Course, assignment: str, only: Iterable[str] | None = 
         only = list(dict.fromkeys(only))
         unknown = [s for s in only if s not in known and s not in with_folder]
         if unknown:
-            raise AutograderError(f"no such student for {assignment!r}: {', '.join(unknown)} "
-                                  "(neither in the gradebook nor in submitted/)")
+            raise AutograderError(
+                f"no such student for {assignment!r}: {', '.join(unknown)} (neither in the gradebook nor in submitted/)"
+            )
         known &= set(only)
         with_folder &= set(only)
     return sorted(with_folder), sorted(known - with_folder)
@@ -48,10 +50,11 @@ def linked_submission(course: Course, assignment: str, student: str) -> str | No
     submitted_root = Path(course.coursedir.root) / course.coursedir.submitted_directory
     for path in (submitted_root / student, submitted_root / student / assignment):
         if path.is_symlink() or not path.is_dir():
-            return (f"{path.relative_to(course.root)} is a link, not a folder: not graded, nothing read through it "
-                    "(submissions are folders, as `nbgrader collect` makes them)")
+            return (
+                f"{path.relative_to(course.root)} is a link, not a folder: not graded, nothing read through it "
+                "(submissions are folders, as `nbgrader collect` makes them)"
+            )
     return None
-
 
 
 def submission_timestamp(folder: Path):
@@ -70,9 +73,10 @@ def submission_timestamp(folder: Path):
     try:
         return parse_utc(text)
     except (ValueError, OverflowError):
-        raise TimestampError(f"{path.name} of this submission is not a date ({text[:40]!r}): not graded; fix or "
-                             "remove it (nbgrader refuses it too)") from None
-
+        raise TimestampError(
+            f"{path.name} of this submission is not a date ({text[:40]!r}): not graded; fix or "
+            "remove it (nbgrader refuses it too)"
+        ) from None
 
 
 def _read_capped(path: Path, cap: int) -> bytes | None:
@@ -96,8 +100,9 @@ def _read_capped(path: Path, cap: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def _read_tree(folder: Path, course: Course, budget: list[int] | None = None,
-               skipped: list[str] | None = None) -> dict[str, bytes]:
+def _read_tree(
+    folder: Path, course: Course, budget: list[int] | None = None, skipped: list[str] | None = None
+) -> dict[str, bytes]:
     """Regular files under ``folder`` (relative POSIX path -> bytes). Symlinks are skipped: a submission could
     otherwise smuggle in a link to ``gradebook.db`` or ``source/`` and have the grader read it for the sandbox.
     ``budget`` (a one-item list, bytes left): files that do not fit are left out and named in ``skipped``."""
@@ -124,9 +129,17 @@ def _read_tree(folder: Path, course: Course, budget: list[int] | None = None,
     return files
 
 
-def build_job(course: Course, assignment: str, student: str, specs, limits: Limits, sandbox: bool,
-              execute: bool = True, exclude_overwriting: dict | None = None,
-              delimiters: Delimiters = DEFAULT) -> GradeJob:
+def build_job(
+    course: Course,
+    assignment: str,
+    student: str,
+    specs,
+    limits: Limits,
+    sandbox: bool,
+    execute: bool = True,
+    exclude_overwriting: dict | None = None,
+    delimiters: Delimiters = DEFAULT,
+) -> GradeJob:
     """The self-contained job for one student's submission (read in the grading process only).
 
     Like ``nbgrader autograde``: the spec'd notebooks come from ``submitted/<student>/<assignment>/``; other files
@@ -148,14 +161,35 @@ def build_job(course: Course, assignment: str, student: str, specs, limits: Limi
                 too_large.append(name)
     skipped: list[str] = []
     files = _read_tree(folder, course, budget=[MAX_FILES_BYTES], skipped=skipped)
-    notes = (f"files left out (over {MAX_FILES_BYTES // 2**20} MB in all): {', '.join(skipped[:5])}"
-             f"{' ...' if len(skipped) > 5 else ''}",) if skipped else ()
+    notes = (
+        (
+            f"files left out (over {MAX_FILES_BYTES // 2**20} MB in all): {', '.join(skipped[:5])}"
+            f"{' ...' if len(skipped) > 5 else ''}",
+        )
+        if skipped
+        else ()
+    )
     source = course.path(course.coursedir.source_directory, None, assignment)
     keep = set((exclude_overwriting or {}).get(assignment, []))
     if source.is_dir():
-        files.update({rel: data for rel, data in _read_tree(source, course).items()
-                      if not rel.endswith(".ipynb") and rel not in keep})
-    return GradeJob(course_id=course.course_id, assignment=assignment, student_id=student, notebooks=notebooks,
-                    specs=tuple(specs), files=files, limits=limits, sandbox=sandbox, execute=execute,
-                    too_large=tuple(too_large), notes=notes, delimiters=delimiters)
-
+        files.update(
+            {
+                rel: data
+                for rel, data in _read_tree(source, course).items()
+                if not rel.endswith(".ipynb") and rel not in keep
+            }
+        )
+    return GradeJob(
+        course_id=course.course_id,
+        assignment=assignment,
+        student_id=student,
+        notebooks=notebooks,
+        specs=tuple(specs),
+        files=files,
+        limits=limits,
+        sandbox=sandbox,
+        execute=execute,
+        too_large=tuple(too_large),
+        notes=notes,
+        delimiters=delimiters,
+    )

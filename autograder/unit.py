@@ -122,8 +122,9 @@ class CheckNbgraderMetadata:
                 problem = f"grade_id is a {type(meta['grade_id']).__name__}, not a string"
             elif any(f in meta and not isinstance(meta[f], bool) for f in self.FLAGS):
                 problem = "a flag (grade, solution, locked, task) is not true/false"
-            elif "points" in meta and (isinstance(meta["points"], bool)
-                                       or not isinstance(meta["points"], (int, float, str))):
+            elif "points" in meta and (
+                isinstance(meta["points"], bool) or not isinstance(meta["points"], (int, float, str))
+            ):
                 problem = f"points is a {type(meta['points']).__name__}, not a number"
             elif isinstance(meta.get("points"), str):
                 try:
@@ -156,8 +157,12 @@ class CheckKernel:
         name, language = str(kernelspec.get("name", "")), str(kernelspec.get("language", ""))
         if language.lower() == "python" or name.lower().startswith("python"):
             return nb
-        raise StepFailed("error", f"kernel {name!r} (language {language or 'unknown'}) cannot be run here: this "
-                                  "grader runs Python kernels only", recorded=False)
+        raise StepFailed(
+            "error",
+            f"kernel {name!r} (language {language or 'unknown'}) cannot be run here: this "
+            "grader runs Python kernels only",
+            recorded=False,
+        )
 
 
 class ClearOutputs:
@@ -203,8 +208,9 @@ class RepairCellIds:
         try:
             nbformat.validate(nb)
         except nbformat.ValidationError as exc:
-            raise StepFailed("invalid_notebook", f"invalid notebook structure: {str(exc).splitlines()[0][:200]}") \
-                from None
+            raise StepFailed(
+                "invalid_notebook", f"invalid notebook structure: {str(exc).splitlines()[0][:200]}"
+            ) from None
         return nb
 
 
@@ -271,7 +277,7 @@ class RestoreCells:
         for spec in missing:
             # insert after the nearest earlier spec cell that is in the notebook (spec order = instructor order)
             order = [c.grade_id for c in ctx.spec.cells]
-            before = [g for g in order[:order.index(spec.grade_id)] if g in present]
+            before = [g for g in order[: order.index(spec.grade_id)] if g in present]
             position = present[before[-1]] + 1 if before else 0
             note = MISSING_CELL_NOTE.format(grade_id=spec.grade_id)
             if spec.cell_type == "code":
@@ -294,8 +300,13 @@ class RestoreCells:
 
     @staticmethod
     def metadata(spec) -> dict:
-        meta = {"grade_id": spec.grade_id, "grade": spec.is_grade, "solution": spec.is_solution,
-                "locked": spec.locked, "schema_version": 3}
+        meta = {
+            "grade_id": spec.grade_id,
+            "grade": spec.is_grade,
+            "solution": spec.is_solution,
+            "locked": spec.locked,
+            "schema_version": 3,
+        }
         if spec.kind == "task":
             meta["task"] = True
         if spec.points is not None and spec.scored:
@@ -319,9 +330,11 @@ def guard_install_code(module: str, output_budget: int | None = None) -> str:
     ``output_budget``: the kernel stops sending printed output a little past it (see kernel_guard._CappedStream).
     """
     cap = None if output_budget is None else output_budget + 64 * 1024
-    return (f"import sys as _s, types as _t\n_m = _t.ModuleType({module!r})\n"
-            f"exec(compile({_guard_source()!r}, '<autograder-guard>', 'exec'), _m.__dict__)\n"
-            f"_m.GUARD = _m.Guard({cap!r})\n_s.modules[{module!r}] = _m\ndel _s, _t, _m\n")
+    return (
+        f"import sys as _s, types as _t\n_m = _t.ModuleType({module!r})\n"
+        f"exec(compile({_guard_source()!r}, '<autograder-guard>', 'exec'), _m.__dict__)\n"
+        f"_m.GUARD = _m.Guard({cap!r})\n_s.modules[{module!r}] = _m\ndel _s, _t, _m\n"
+    )
 
 
 def probe_kernel(memory_mb: int, sandbox: bool, timeout: float = 20) -> str | None:
@@ -345,10 +358,18 @@ def probe_kernel(memory_mb: int, sandbox: bool, timeout: float = 20) -> str | No
             import os
 
             os.chown(ipc, sandbox_uid(), sandbox_uid())
-        km = SandboxedKernelManager(scratch=scratch, workdir=scratch / "work", memory_mb=memory_mb,
-                                    max_processes=Limits().max_processes, sandbox=sandbox, log_path=log,
-                                    kernel_name="python3", transport="ipc", ip=str(ipc / "k"),
-                                    connection_file=str(ipc / "kernel.json"))
+        km = SandboxedKernelManager(
+            scratch=scratch,
+            workdir=scratch / "work",
+            memory_mb=memory_mb,
+            max_processes=Limits().max_processes,
+            sandbox=sandbox,
+            log_path=log,
+            kernel_name="python3",
+            transport="ipc",
+            ip=str(ipc / "k"),
+            connection_file=str(ipc / "kernel.json"),
+        )
         try:
             await km.start_kernel()
         except Exception as exc:  # noqa: BLE001 - reported, with the reason
@@ -358,8 +379,9 @@ def probe_kernel(memory_mb: int, sandbox: bool, timeout: float = 20) -> str | No
         try:
             await kc._async_wait_for_ready(timeout=timeout)
             # judged by the shell reply alone, as the grader's own requests are (iopub plays no part here)
-            msg_id = kc.execute(guard_install_code(guard_module_name()), silent=True, store_history=False,
-                                allow_stdin=False)
+            msg_id = kc.execute(
+                guard_install_code(guard_module_name()), silent=True, store_history=False, allow_stdin=False
+            )
             deadline = time.monotonic() + timeout
             while True:
                 msg = await kc._async_get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
@@ -394,8 +416,6 @@ def kernel_starts(memory_mb: int) -> bool:
     return probe_kernel(memory_mb, sandbox=False, timeout=45) is None
 
 
-
-
 def max_message_bytes(limits: Limits) -> int:
     """Largest single message taken from a kernel: the notebook's output budget, JSON-escaped, plus headers.
 
@@ -427,12 +447,19 @@ class ExecuteNotebook:
         ipc.mkdir(mode=0o700)
         if self.sandbox:
             os.chown(ipc, sandbox_uid(), sandbox_uid())
-        km = SandboxedKernelManager(scratch=self.scratch, workdir=workdir, memory_mb=ctx.limits.memory_mb,
-                                    log_path=self.logdir / f"kernel-{secrets.token_hex(4)}.log",
-                                    max_processes=ctx.limits.max_processes, sandbox=self.sandbox,
-                                    max_message_bytes=max_message_bytes(ctx.limits),
-                                    kernel_name="python3", transport="ipc", ip=str(ipc / f"k{secrets.token_hex(4)}"),
-                                    connection_file=str(ipc / f"kernel-{secrets.token_hex(4)}.json"))
+        km = SandboxedKernelManager(
+            scratch=self.scratch,
+            workdir=workdir,
+            memory_mb=ctx.limits.memory_mb,
+            log_path=self.logdir / f"kernel-{secrets.token_hex(4)}.log",
+            max_processes=ctx.limits.max_processes,
+            sandbox=self.sandbox,
+            max_message_bytes=max_message_bytes(ctx.limits),
+            kernel_name="python3",
+            transport="ipc",
+            ip=str(ipc / f"k{secrets.token_hex(4)}"),
+            connection_file=str(ipc / f"kernel-{secrets.token_hex(4)}.json"),
+        )
         client = GradingClient(nb, ctx, km, workdir)
         try:
             _run_async(client.run())
@@ -441,8 +468,11 @@ class ExecuteNotebook:
                 km.oom_killed = km.oom_killed or km.cgroup.oom_killed()
                 km.cgroup.remove()
         if km.oom_killed:
-            ctx.worsen("resource_limit", f"memory limit ({ctx.limits.memory_mb} MB, files kept in memory included) "
-                                         "reached: the kernel was stopped")
+            ctx.worsen(
+                "resource_limit",
+                f"memory limit ({ctx.limits.memory_mb} MB, files kept in memory included) "
+                "reached: the kernel was stopped",
+            )
         return nb
 
 
@@ -520,8 +550,14 @@ class ScoreCells:
                         if out.get("output_type") == "stream" and out.get("name") == "stderr":
                             out["name"] = "stdout"
                 elif not any(o.get("output_type") == "error" for o in cell.outputs):
-                    cell.outputs.append(new_output("error", ename="AutograderFailure", evalue=message,
-                                                   traceback=[f"AutograderFailure: {message}"]))
+                    cell.outputs.append(
+                        new_output(
+                            "error",
+                            ename="AutograderFailure",
+                            evalue=message,
+                            traceback=[f"AutograderFailure: {message}"],
+                        )
+                    )
             score, max_score = determine_grade(cell)
             scores[gid] = (None if score is None else float(score), float(max_score))
         return scores
@@ -545,9 +581,16 @@ def _safe_relative(path: str) -> PurePosixPath | None:
     return p
 
 
-def grade_notebook(raw: bytes | None, spec: NotebookSpec, limits: Limits, scratch: Path,
-                   sandbox: bool, execute: bool = True, logdir: Path | None = None,
-                   delimiters: Delimiters = DEFAULT) -> NotebookResult:
+def grade_notebook(
+    raw: bytes | None,
+    spec: NotebookSpec,
+    limits: Limits,
+    scratch: Path,
+    sandbox: bool,
+    execute: bool = True,
+    logdir: Path | None = None,
+    delimiters: Delimiters = DEFAULT,
+) -> NotebookResult:
     """Run the steps for one notebook; every student-caused failure becomes a status (never an exception).
 
     ``execute=False`` is nbgrader's ``--no-execute``: the submitted outputs are kept and scored as they are.
@@ -559,8 +602,15 @@ def grade_notebook(raw: bytes | None, spec: NotebookSpec, limits: Limits, scratc
         return NotebookResult(spec.name, "missing", f"{spec.filename} was not submitted", None, _zero_scores(spec))
     ctx = Context(spec=spec, limits=limits, delimiters=delimiters)
     if execute:
-        steps = (CheckNbgraderMetadata(), CheckKernel(), ClearOutputs(), RepairCellIds(), RestoreCells(),
-                 ExecuteNotebook(scratch, sandbox, logdir), LimitOutput())
+        steps = (
+            CheckNbgraderMetadata(),
+            CheckKernel(),
+            ClearOutputs(),
+            RepairCellIds(),
+            RestoreCells(),
+            ExecuteNotebook(scratch, sandbox, logdir),
+            LimitOutput(),
+        )
     else:
         steps = (CheckNbgraderMetadata(), RepairCellIds(), RestoreCells(), LimitOutput())
     try:
@@ -569,8 +619,9 @@ def grade_notebook(raw: bytes | None, spec: NotebookSpec, limits: Limits, scratc
             nb = step(nb, ctx)
         scores = ScoreCells(by_outputs=not execute)(nb, ctx)
     except StepFailed as failed:
-        return NotebookResult(spec.name, failed.status, failed.reason, None, _zero_scores(spec),
-                              recorded=failed.recorded)
+        return NotebookResult(
+            spec.name, failed.status, failed.reason, None, _zero_scores(spec), recorded=failed.recorded
+        )
     # scores for spec cells the notebook lost anyway (cannot happen after RestoreCells, but be total)
     for gid, value in _zero_scores(spec).items():
         scores.setdefault(gid, value)
@@ -596,6 +647,7 @@ def grade_job(job: GradeJob) -> GradeResult:
         try:
             if job.sandbox:
                 from .sandbox import check_sandbox_cached
+
                 check_sandbox_cached()
             from .sandbox import mount_scratch, prepare_scratch, sandbox_uid
 
@@ -618,15 +670,35 @@ def grade_job(job: GradeJob) -> GradeResult:
                 results.append(NotebookResult(spec.name, "error", setup_error, None, _zero_scores(spec)))
                 continue
             if spec.filename in job.too_large:
-                results.append(NotebookResult(spec.name, "invalid_notebook", f"{spec.filename} is over "
-                                              f"{MAX_NOTEBOOK_BYTES // 2**20} MB: not read", None, _zero_scores(spec)))
+                results.append(
+                    NotebookResult(
+                        spec.name,
+                        "invalid_notebook",
+                        f"{spec.filename} is over {MAX_NOTEBOOK_BYTES // 2**20} MB: not read",
+                        None,
+                        _zero_scores(spec),
+                    )
+                )
                 continue
             try:
-                results.append(grade_notebook(job.notebooks.get(spec.filename), spec, job.limits, scratch,
-                                              job.sandbox, job.execute, logdir=root, delimiters=job.delimiters))
+                results.append(
+                    grade_notebook(
+                        job.notebooks.get(spec.filename),
+                        spec,
+                        job.limits,
+                        scratch,
+                        job.sandbox,
+                        job.execute,
+                        logdir=root,
+                        delimiters=job.delimiters,
+                    )
+                )
             except Exception as exc:  # noqa: BLE001 - a grader bug must not stop the batch
-                results.append(NotebookResult(spec.name, "error", f"grader error: {type(exc).__name__}: {exc}"[:300],
-                                              None, _zero_scores(spec)))
+                results.append(
+                    NotebookResult(
+                        spec.name, "error", f"grader error: {type(exc).__name__}: {exc}"[:300], None, _zero_scores(spec)
+                    )
+                )
         written, dropped = ({}, []) if setup_error else written_files(scratch / "work", job.files)
     finally:
         if mounted:
@@ -638,12 +710,20 @@ def grade_job(job: GradeJob) -> GradeResult:
     reasons = [f"{r.name}: {r.reason}" for r in results if r.status != "ok" or r.reason != "graded"]
     reasons += list(job.notes)
     if dropped:
-        reasons.append(f"files written while graded and not kept (over {MAX_KEPT_BYTES // 2**20} MB or "
-                       f"{MAX_KEPT_FILES} files): {', '.join(dropped[:5])}{' ...' if len(dropped) > 5 else ''}")
-    return GradeResult(student_id=job.student_id, status=status, reason="; ".join(reasons) or "graded",
-                       notebooks=results, seconds=time.monotonic() - started,
-                       score=sum(r.score for r in results), max_score=sum(r.max_score for r in results),
-                       files=written)
+        reasons.append(
+            f"files written while graded and not kept (over {MAX_KEPT_BYTES // 2**20} MB or "
+            f"{MAX_KEPT_FILES} files): {', '.join(dropped[:5])}{' ...' if len(dropped) > 5 else ''}"
+        )
+    return GradeResult(
+        student_id=job.student_id,
+        status=status,
+        reason="; ".join(reasons) or "graded",
+        notebooks=results,
+        seconds=time.monotonic() - started,
+        score=sum(r.score for r in results),
+        max_score=sum(r.max_score for r in results),
+        files=written,
+    )
 
 
 def scratch_megabytes(limits: Limits) -> int:
@@ -693,7 +773,21 @@ def written_files(workdir: Path, given: dict[str, bytes]) -> tuple[dict[str, byt
     return kept, dropped
 
 
-__all__ = ["grade_job", "grade_notebook", "written_files", "harden_test_source", "builtin_names_used", "ReadNotebook",
-           "CheckKernel", "CheckNbgraderMetadata",
-           "ClearOutputs", "RepairCellIds", "RestoreCells", "ExecuteNotebook", "LimitOutput", "ScoreCells",
-           "StepFailed", "Context"]
+__all__ = [
+    "grade_job",
+    "grade_notebook",
+    "written_files",
+    "harden_test_source",
+    "builtin_names_used",
+    "ReadNotebook",
+    "CheckKernel",
+    "CheckNbgraderMetadata",
+    "ClearOutputs",
+    "RepairCellIds",
+    "RestoreCells",
+    "ExecuteNotebook",
+    "LimitOutput",
+    "ScoreCells",
+    "StepFailed",
+    "Context",
+]

@@ -63,20 +63,44 @@ MAX_BATCH = 5
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("assignments", nargs="*", metavar="ASSIGNMENT",
-                        help="assignments to watch (default: every assignment released to the exchange)")
-    parser.add_argument("--once", action="store_true",
-                        help="grade the submissions waiting now (and those arriving meanwhile), then exit")
+    parser.add_argument(
+        "assignments",
+        nargs="*",
+        metavar="ASSIGNMENT",
+        help="assignments to watch (default: every assignment released to the exchange)",
+    )
+    parser.add_argument(
+        "--once",
+        action="store_true",
+        help="grade the submissions waiting now (and those arriving meanwhile), then exit",
+    )
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=int, default=None, metavar="N",
-                       help="local worker processes grading in parallel (default: the machine's cores)")
+    where.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="local worker processes grading in parallel (default: the machine's cores)",
+    )
     where.add_argument("--scheduler", metavar="ADDRESS", help="grade on a Dask distributed cluster")
-    parser.add_argument("--no-sandbox", action="store_true",
-                        help="run student code WITHOUT the bubblewrap sandbox (trusted submissions only)")
-    parser.add_argument("--poll", type=float, default=None, metavar="SECONDS",
-                        help="seconds between two looks at the exchange (default: AttemptsPolicy.poll_interval, 1)")
-    parser.add_argument("--course-dir", metavar="PATH", default=None,
-                        help="the course directory (default: the nearest folder holding nbgrader_config.py)")
+    parser.add_argument(
+        "--no-sandbox",
+        action="store_true",
+        help="run student code WITHOUT the bubblewrap sandbox (trusted submissions only)",
+    )
+    parser.add_argument(
+        "--poll",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds between two looks at the exchange (default: AttemptsPolicy.poll_interval, 1)",
+    )
+    parser.add_argument(
+        "--course-dir",
+        metavar="PATH",
+        default=None,
+        help="the course directory (default: the nearest folder holding nbgrader_config.py)",
+    )
 
 
 def epilog() -> str:
@@ -88,8 +112,14 @@ def epilog() -> str:
 def run(args) -> int:
     if args.workers is not None and args.workers < 1:
         raise AutograderError(f"--workers must be at least 1 (got {args.workers})")
-    service = Service(args.course_dir, args.assignments or None, workers=args.workers, scheduler=args.scheduler,
-                      sandbox=not args.no_sandbox, poll=args.poll)
+    service = Service(
+        args.course_dir,
+        args.assignments or None,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        sandbox=not args.no_sandbox,
+        poll=args.poll,
+    )
     return service.run(once=args.once)
 
 
@@ -117,9 +147,10 @@ class ServiceLock:
             self.fh.seek(0)
             holder = self.fh.read().strip() or "unknown"
             self.fh.close()
-            raise AutograderError(f"another grading service is already running on this course (pid {holder}, "
-                                  f"lock {self.path}): stop it first; two services would grade submissions twice"
-                                  ) from None
+            raise AutograderError(
+                f"another grading service is already running on this course (pid {holder}, "
+                f"lock {self.path}): stop it first; two services would grade submissions twice"
+            ) from None
         self.fh.seek(0)
         self.fh.truncate()
         self.fh.write(f"{os.getpid()}\n")
@@ -181,13 +212,15 @@ class Service:
         from nbconvert import HTMLExporter
 
         here = Path(nbgrader.converters.__file__).parent.parent / "server_extensions" / "formgrader"
-        exporter = HTMLExporter(template_name="feedback", extra_template_basedirs=[str(here / "templates")],
-                                extra_template_paths=[str(here / "static" / "node_modules" / "bootstrap" / "dist" /
-                                                          "css")])
-        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("**warm** `up`"),
-                                             nbformat.v4.new_code_cell("1")])
-        info = {"notebook": "warm-up", "assignment": "", "student": "", "score": 0, "max_score": 0,
-                "late_penalty": 0}
+        exporter = HTMLExporter(
+            template_name="feedback",
+            extra_template_basedirs=[str(here / "templates")],
+            extra_template_paths=[str(here / "static" / "node_modules" / "bootstrap" / "dist" / "css")],
+        )
+        nb = nbformat.v4.new_notebook(
+            cells=[nbformat.v4.new_markdown_cell("**warm** `up`"), nbformat.v4.new_code_cell("1")]
+        )
+        info = {"notebook": "warm-up", "assignment": "", "student": "", "score": 0, "max_score": 0, "late_penalty": 0}
         with contextlib.suppress(Exception):  # only a warm-up: the real feedback reports its own errors
             exporter.from_notebook_node(nb, resources={"nbgrader": info})
         from .engines import get_engine
@@ -221,8 +254,10 @@ class Service:
             self.pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="grading")
             try:
                 names = ", ".join(self.only) if self.only else "every released assignment"
-                say(f"watching {self.exchange / 'inbound'} for {names}"
-                    + (" (once)" if once else f", every {self.poll:g} s; stop with SIGTERM or Ctrl-C"))
+                say(
+                    f"watching {self.exchange / 'inbound'} for {names}"
+                    + (" (once)" if once else f", every {self.poll:g} s; stop with SIGTERM or Ctrl-C")
+                )
                 while not self.stopping:
                     worked = self.step()
                     if once and not worked:
@@ -256,12 +291,17 @@ class Service:
                 self._seen_at.setdefault(attempt_id, time.monotonic())
             if new:
                 self.ledger.save()
-            waiting = [a for a in self.ledger.attempts if a.state in ("queued", "grading")
-                       or (a.state in ("graded", "refused") and a.feedback == "pending")]
+            waiting = [
+                a
+                for a in self.ledger.attempts
+                if a.state in ("queued", "grading") or (a.state in ("graded", "refused") and a.feedback == "pending")
+            ]
         worked = bool(new)
         if new:
-            say(f"{len(new)} new submission(s): {', '.join(f'{s} {a}' for _, s, a, _ in new)}; "
-                f"{len(waiting)} waiting, {len(self.busy)} being graded")
+            say(
+                f"{len(new)} new submission(s): {', '.join(f'{s} {a}' for _, s, a, _ in new)}; "
+                f"{len(waiting)} waiting, {len(self.busy)} being graded"
+            )
         for key, future in list(self.busy.items()):
             if future.done():
                 del self.busy[key]
@@ -269,8 +309,11 @@ class Service:
         ready: dict[str, list] = {}  # assignment -> the oldest waiting attempt of each student not being handled
         for attempt in waiting:
             key = (attempt.assignment, attempt.student)
-            if self.stopping or key in self.busy or any(a.student == attempt.student
-                                                        for a in ready.get(attempt.assignment, [])):
+            if (
+                self.stopping
+                or key in self.busy
+                or any(a.student == attempt.student for a in ready.get(attempt.assignment, []))
+            ):
                 continue
             ready.setdefault(attempt.assignment, []).append(attempt)
         # a thread takes work only when it is free: what arrives meanwhile waits, and is then graded in batches
@@ -296,7 +339,7 @@ class Service:
         student (opening the course and gradebook, starting a worker, writing the statuses), and feedback follows
         every MAX_BATCH students instead of after the whole burst."""
         size = min(MAX_BATCH, max(1, -(-len(attempts) // free)))
-        return [attempts[i:i + size] for i in range(0, len(attempts), size)]
+        return [attempts[i : i + size] for i in range(0, len(attempts), size)]
 
     def handle(self, attempts: list) -> None:
         """In a grading thread: decide, collect, grade, record, write and release the feedback of some attempts of
@@ -365,8 +408,15 @@ class Service:
         student -> GradeResult."""
         from .grade import grade_assignment
 
-        results = grade_assignment(assignment, root=self.root, students=students, workers=1,
-                                   scheduler=self.scheduler, sandbox=self.sandbox, progress=False)
+        results = grade_assignment(
+            assignment,
+            root=self.root,
+            students=students,
+            workers=1,
+            scheduler=self.scheduler,
+            sandbox=self.sandbox,
+            progress=False,
+        )
         return {r.student_id: r for r in results}
 
     def restore_counted(self, attempt) -> None:
@@ -403,8 +453,9 @@ class Service:
         try:
             entries = sorted(os.listdir(inbound))
         except OSError as exc:
-            raise AutograderError(f"cannot read the exchange's inbound folder {inbound}: "
-                                  f"{exc.strerror or exc}") from exc
+            raise AutograderError(
+                f"cannot read the exchange's inbound folder {inbound}: {exc.strerror or exc}"
+            ) from exc
         from .attempts import parse_timestamp
 
         found = []
@@ -438,8 +489,11 @@ class Service:
                 super().init_src()
                 self.src_records = [self._path_to_record(os.path.join(self.inbound_path, attempt.id))]
 
-        dest = Path(self.course.coursedir.format_path(self.course.coursedir.submitted_directory, attempt.student,
-                                                      attempt.assignment))
+        dest = Path(
+            self.course.coursedir.format_path(
+                self.course.coursedir.submitted_directory, attempt.student, attempt.assignment
+            )
+        )
         if dest.is_symlink():
             dest.unlink()
         elif dest.exists():
@@ -467,8 +521,9 @@ class Service:
         from nbgrader.apps.api import capture_log
         from nbgrader.exchange.default import ExchangeReleaseFeedback
 
-        app = ExchangeReleaseFeedback(coursedir=self._coursedir(attempt), authenticator=self.api.authenticator,
-                                      parent=self.api)
+        app = ExchangeReleaseFeedback(
+            coursedir=self._coursedir(attempt), authenticator=self.api.authenticator, parent=self.api
+        )
         result = capture_log(app)
         if not result.get("success"):
             why = (result.get("error") or result.get("log") or "").strip().splitlines()
@@ -481,8 +536,10 @@ class Service:
 
         s = standing(self.ledger, self.policy, attempt.assignment, attempt.student)
         if s.limit is not None and s.used >= s.limit:
-            return (f"not graded: you have used all {s.limit} graded attempts of {attempt.assignment}; "
-                    "the score that counts stays as it was")
+            return (
+                f"not graded: you have used all {s.limit} graded attempts of {attempt.assignment}; "
+                "the score that counts stays as it was"
+            )
         when = parse_timestamp(attempt.timestamp)
         interval = self.policy.interval(attempt.assignment)
         earlier = [a for a in self.ledger.of(attempt.assignment, attempt.student) if a.uses_attempt]
@@ -490,9 +547,11 @@ class Service:
             previous = parse_timestamp(earlier[-1].timestamp)
             if previous is not None and (when - previous).total_seconds() < interval:
                 wait = interval - (when - previous).total_seconds()
-                return (f"not graded: submitted {(when - previous).total_seconds():.0f} s after your previous graded "
-                        f"attempt; attempts must be at least {interval:g} s apart (submit again in {wait:.0f} s or "
-                        "later); it did not use up an attempt")
+                return (
+                    f"not graded: submitted {(when - previous).total_seconds():.0f} s after your previous graded "
+                    f"attempt; attempts must be at least {interval:g} s apart (submit again in {wait:.0f} s or "
+                    "later); it did not use up an attempt"
+                )
         if when is not None and past_due(self.course, attempt.assignment, when):
             attempt.late = True
             if self.policy.late_action(attempt.assignment) == "refuse":
@@ -512,8 +571,9 @@ class Service:
             attempt.extra["feedback_seconds"] = round(time.monotonic() - started, 3)
         except OSError as exc:
             why = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
-            raise AutograderError(f"cannot write feedback at {getattr(exc, 'filename', None) or self.root}: "
-                                  f"{why}") from exc
+            raise AutograderError(
+                f"cannot write feedback at {getattr(exc, 'filename', None) or self.root}: {why}"
+            ) from exc
         except AutograderError as exc:
             feedback = f"failed: {exc}"[:500]
             pages = []
@@ -527,10 +587,12 @@ class Service:
         latency = "" if seen is None else f", {time.monotonic() - seen:.1f} s after it arrived"
         if attempt.extra:
             latency += " (" + ", ".join(f"{k.split('_')[0]} {v:.1f} s" for k, v in attempt.extra.items()) + ")"
-        say(f"{attempt.student} {attempt.assignment} attempt {attempt.number}: {attempt.status}{score}"
+        say(
+            f"{attempt.student} {attempt.assignment} attempt {attempt.number}: {attempt.status}{score}"
             f"{' (late)' if attempt.late else ''}; counts {counts}, {s.describe_left()} left; feedback "
             f"{attempt.feedback if attempt.feedback != 'released' else f'released ({len(pages)} page(s))'}{latency}"
-            + (f" - {attempt.reason}" if attempt.reason and attempt.status != "ok" else ""))
+            + (f" - {attempt.reason}" if attempt.reason and attempt.status != "ok" else "")
+        )
 
     def write_feedback(self, attempt) -> list[Path]:
         """feedback/<student>/<assignment>/: nbgrader's feedback of the graded notebooks (with the attempt's summary
@@ -544,12 +606,19 @@ class Service:
             shutil.rmtree(folder)
         pages: list[Path] = []
         with self.lock:
-            summary = attempt_summary(self.course, attempt.assignment, attempt.student, attempt=attempt,
-                                      ledger=self.ledger, policy=self.policy)
+            summary = attempt_summary(
+                self.course,
+                attempt.assignment,
+                attempt.student,
+                attempt=attempt,
+                ledger=self.ledger,
+                policy=self.policy,
+            )
         if attempt.state == "graded" and attempt.status not in ("missing",):
             try:
-                pages = generate_feedback(attempt.assignment, root=self.root, students=[attempt.student],
-                                          preambles={attempt.student: summary})
+                pages = generate_feedback(
+                    attempt.assignment, root=self.root, students=[attempt.student], preambles={attempt.student: summary}
+                )
             except AutograderError as exc:
                 attempt.reason = attempt.reason or f"feedback could not be rendered: {exc}"
                 pages = []
@@ -585,8 +654,9 @@ def status_page(attempt, notebook: str, summary_markdown: str) -> str:
     from nbconvert.filters.markdown import markdown2html
 
     summary = markdown2html(summary_markdown)  # the summary's dynamic parts are escaped where it is built
-    return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(notebook)} feedback</title>"
-            f"</head><body>\n<h1>{html.escape(attempt.assignment)} / {html.escape(notebook)}: attempt "
-            f"{attempt.number}</h1>\n<p><b>Status: {html.escape(attempt.status)}</b>. {html.escape(words)}</p>\n"
-            f"<p>{reason}</p>\n<div>{summary}</div>\n</body></html>\n")
-
+    return (
+        f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(notebook)} feedback</title>"
+        f"</head><body>\n<h1>{html.escape(attempt.assignment)} / {html.escape(notebook)}: attempt "
+        f"{attempt.number}</h1>\n<p><b>Status: {html.escape(attempt.status)}</b>. {html.escape(words)}</p>\n"
+        f"<p>{reason}</p>\n<div>{summary}</div>\n</body></html>\n"
+    )
