@@ -51,10 +51,11 @@ import threading
 import time
 from pathlib import Path
 
+from .course import ENGINE_DIR
 from .exceptions import AutograderError, CollectError
 
 HELP = "grade every new submission as it arrives in the exchange and release its feedback (grade on submit)"
-LOCK_FILE = ".autograder/watch.lock"
+LOCK_FILE = f"{ENGINE_DIR}/watch.lock"
 #: nbgrader's submission secret is ``secrets.token_hex(64)``, written last by ``nbgrader submit``: a submission
 #: folder whose secret is complete has been fully copied into the exchange.
 SECRET_LENGTH = 128
