@@ -1,0 +1,100 @@
+"""The class on one machine, for real: ``python -m deploy.hub --prepare-only`` (Linux accounts, releases) and the
+JupyterHub of ``deploy/jupyterhub_config.py`` with its services, on free ports of 127.0.0.1, as root.
+
+* ``class_hub`` (module): a roster of one instructor, students ``a`` and ``b`` and ``CLASS_SIZE`` more
+  (``MLOPS_HUB_CLASS_SIZE``, default 5), under unique throwaway user names; state in a fresh folder of /tmp. At
+  teardown the hub is stopped (it stops every server and service), any process still owned by one of the
+  throwaway users is killed by its pid and reported, the accounts are removed (``deploy.accounts remove``, which
+  also restores the checkout's permissions) and the state folder deleted -- also when a test failed.
+* :class:`Hub` helpers: a user's own token (their password through the hub's REST API), spawning, calls to their
+  server, code run in a kernel of their server, commands run as a user (``setpriv``), MLflow REST calls.
+
+Every test here is ``full`` (``make test-full``); they need root, ``setpriv`` and ``npm``-installed proxy.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import secrets
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import psutil
+import pytest
+from classhub import BIN, CLASS_SIZE, PROXY, ROOT, Hub, free_port
+
+
+def pytest_collection_modifyitems(items):
+    here = Path(__file__).parent
+    for item in items:
+        if Path(str(item.fspath)).is_relative_to(here):
+            item.add_marker(pytest.mark.full)
+
+
+def _processes_of(uids: set[int]) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["uids"]):
+        try:
+            if proc.info["uids"] and proc.info["uids"].real in uids:
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+@pytest.fixture(scope="module")
+def class_hub():
+    if os.geteuid() != 0:
+        pytest.skip("the class hub creates Linux users and spawns servers as them: run as root (CI does)")
+    if not os.access(PROXY, os.X_OK):
+        pytest.fail(f"{PROXY} is missing: run `make hub-deps` (make test-full does)")
+    if not shutil.which("setpriv") or not shutil.which("useradd"):
+        pytest.fail("setpriv and useradd are needed (apt-get install util-linux passwd)")
+    prefix = "h" + secrets.token_hex(3)
+    users = {"instructor": f"{prefix}t", "a": f"{prefix}a", "b": f"{prefix}b"}
+    users.update({f"s{i:02d}": f"{prefix}s{i:02d}" for i in range(CLASS_SIZE)})
+    state = Path(tempfile.mkdtemp(prefix="mlops-hub-", dir="/tmp"))
+    os.chmod(state, 0o755)
+    roster = state / "roster.csv"
+    roster.write_text("username,role,first_name,last_name\n" + "".join(
+        f"{name},{'instructor' if role == 'instructor' else 'student'},{role},Test\n" for role, name in users.items()))
+    ports = {k: free_port() for k in ("hub", "hub_api", "proxy_api", "mlflow", "formgrader")}
+    hub = Hub(state, prefix, ports, users)
+    created = False
+    try:
+        proc = subprocess.run([str(BIN / "python"), "-m", "deploy.hub", "--prepare-only", "--roster", str(roster),
+                               "--state", str(state)], cwd=ROOT, capture_output=True, text=True, timeout=900,
+                              env=hub.environment())
+        created = True
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        hub.prepare_output = proc.stdout + proc.stderr
+        hub.start()
+        yield hub
+    finally:
+        hub.stop()
+        uids = set()
+        for name in users.values():
+            try:
+                uids.add(pwd.getpwnam(name).pw_uid)
+            except KeyError:
+                pass
+        leftovers = _processes_of(uids)
+        for proc in leftovers:
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs(leftovers, timeout=30)
+        if created:
+            subprocess.run([str(BIN / "python"), "-m", "deploy.accounts", "remove", "--state", str(state)],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+        log = hub.log if hub.log.exists() else None
+        if log is not None:
+            keep = ROOT / "build" / "hub"
+            keep.mkdir(parents=True, exist_ok=True)
+            shutil.copy(log, keep / "hub.log")
+        shutil.rmtree(state, ignore_errors=True)
+        assert not leftovers, f"processes left running by the hub's users: {[p.pid for p in leftovers]}"
