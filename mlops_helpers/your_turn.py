@@ -92,6 +92,59 @@ def check_data_validation(step: Callable[[dict], Any], split) -> bool:
                    "(NaN): which pandas method tells a missing value from a number?")
 
 
+# ------------------------------------------------------------------ lesson 01: a run logged by hand
+
+
+def check_logged_run(run_id: Any, experiment_name: str, split, *, C: float, max_iter: int) -> bool:
+    """Lesson 01: ``run_id`` must name a finished run of ``experiment_name`` that logged the parameter ``C`` and the
+    metric ``val_accuracy``: the score on ``split``'s validation rows of ``LogisticRegression(C=C, max_iter=max_iter)``
+    fitted on its training rows."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+    from sklearn.linear_model import LogisticRegression
+
+    if is_placeholder(run_id):
+        return not_yet("replace ... with your code: start a run, fit the model, log C and val_accuracy, and keep "
+                       "the run's ID")
+    if not isinstance(run_id, str):
+        return not_yet(f"keep the run's ID, a string (run.info.run_id); you have {_described(run_id)}")
+    try:
+        run = MlflowClient().get_run(run_id)
+    except MlflowException:
+        return not_yet(f"the tracking store has no run with the ID {run_id!r}: keep run.info.run_id of your run")
+    experiment = MlflowClient().get_experiment(run.info.experiment_id)
+    if experiment.name != experiment_name:
+        return not_yet(f"your run is in the experiment {experiment.name!r}, not in this lesson's")
+    if run.info.status != "FINISHED":
+        return not_yet(f"your run is {run.info.status}: a run started with `with mlflow.start_run() as ...:` ends "
+                       "(FINISHED) when the block does")
+    params, metrics = run.data.params, run.data.metrics
+    if "C" not in params:
+        return not_yet(f"your run has no parameter C (it has {sorted(params) or 'none'}): log the setting you "
+                       "trained with")
+    try:
+        logged_C = float(params["C"])
+    except ValueError:
+        logged_C = None
+    if logged_C != C:
+        return not_yet(f"your run logged C = {params['C']}; the task asks for another value")
+    if "val_accuracy" not in metrics:
+        return not_yet(f"your run has no metric val_accuracy (it has {sorted(metrics) or 'none'}): log the score "
+                       "under that name")
+    score = metrics["val_accuracy"]
+    model = LogisticRegression(C=C, max_iter=max_iter).fit(split.X_train, split.y_train)
+    val_accuracy, test_accuracy = model.score(split.X_val, split.y_val), model.score(split.X_test, split.y_test)
+    if math.isclose(score, test_accuracy) and not math.isclose(score, val_accuracy):
+        return not_yet("your val_accuracy is the score on the test rows: choices are made on the validation rows")
+    if math.isclose(score, model.score(split.X_train, split.y_train)) and not math.isclose(score, val_accuracy):
+        return not_yet("your val_accuracy is the score on the rows the model was fitted on: score it on rows it "
+                       "has not seen, the validation rows")
+    if not math.isclose(score, val_accuracy, rel_tol=1e-9):
+        return not_yet(f"your val_accuracy ({score:.3f}) is not the score of LogisticRegression(C={C}) fitted on the "
+                       "training rows and scored on the validation rows: check the rows and the settings")
+    return passed(f"run {run_id} logged C = {C} and val_accuracy = {score:.3f}")
+
+
 # ------------------------------------------------------------------ lesson 01: a query with mlflow.search_runs
 
 

@@ -40,7 +40,13 @@ def data_validation(state):
     if state["split"].X_train.isna().any().any():
         raise ValueError("a training measurement is missing")
 '''},
-    "01_experiment_tracking.ipynb": {"nb01-yt-1": '''
+    "01_experiment_tracking.ipynb": {"nb01-yt-4": '''
+with mlflow.start_run(run_name="my-run") as my_run:
+    mine = LogisticRegression(C=0.5, max_iter=max_iter).fit(split.X_train, split.y_train)
+    mlflow.log_param("C", 0.5)
+    mlflow.log_metric("val_accuracy", mine.score(split.X_val, split.y_val))
+my_run_id = my_run.info.run_id
+''', "nb01-yt-1": '''
 good_runs = mlflow.search_runs(
     experiment_names=[experiment_name],
     filter_string="tags.sweep = 'C' and metrics.val_accuracy >= 0.9",
@@ -200,6 +206,48 @@ def test_sweep_query_check(store, capsys):
                 "another experiment")
     assert_hint(check(mlflow.search_runs(experiment_names=["yt01"], filter_string=right, output_format="list"),
                       "yt01", 0.9), said(capsys), "a list")
+
+
+@pytest.mark.full  # the store's creation (MLflow's schema migrations) takes 3-5 s
+def test_logged_run_check(store, capsys):
+    from sklearn.linear_model import LogisticRegression
+
+    mlflow.set_tracking_uri(store)
+    split = split_iris_validation(42)
+    model = LogisticRegression(C=0.5, max_iter=200).fit(split.X_train, split.y_train)
+
+    def run(params, metrics, experiment="yt01", end=True):
+        mlflow.set_experiment(experiment)
+        started = mlflow.start_run(run_name="my-run")
+        mlflow.log_params(params)
+        mlflow.log_metrics(metrics)
+        if end:
+            mlflow.end_run()
+        return started.info.run_id
+
+    def check(run_id):
+        return your_turn.check_logged_run(run_id, "yt01", split, C=0.5, max_iter=200)
+
+    val, test, train = (model.score(X, y) for X, y in ((split.X_val, split.y_val), (split.X_test, split.y_test),
+                                                        (split.X_train, split.y_train)))
+    assert len({val, test, train}) == 3  # else the slips below could not be told apart
+    assert_hint(check(...), said(capsys), "start a run")
+    assert_pass(check(run({"C": 0.5}, {"val_accuracy": val})), said(capsys))
+    assert_hint(check(mlflow.last_active_run()), said(capsys), "a string")
+    assert_hint(check("0" * 32), said(capsys), "no run with the ID")
+    assert_hint(check(run({"C": 0.5}, {"val_accuracy": val}, experiment="elsewhere")), said(capsys),
+                "'elsewhere'")
+    assert_hint(check(run({}, {"val_accuracy": val})), said(capsys), "no parameter C")
+    assert_hint(check(run({"C": 1.0}, {"val_accuracy": val})), said(capsys), "another value")
+    assert_hint(check(run({"C": 0.5}, {"accuracy": val})), said(capsys), "no metric val_accuracy", "accuracy")
+    assert_hint(check(run({"C": 0.5}, {"val_accuracy": test})), said(capsys), "test rows")
+    assert_hint(check(run({"C": 0.5}, {"val_accuracy": train})), said(capsys), "fitted on")
+    assert_hint(check(run({"C": 0.5}, {"val_accuracy": 0.5})), said(capsys), "check the rows and the settings")
+    running = run({"C": 0.5}, {"val_accuracy": val}, end=False)
+    try:
+        assert_hint(check(running), said(capsys), "RUNNING")
+    finally:
+        mlflow.end_run()
 
 
 # ---------------------------------------------------------------- 02: the `mlflow run` command
