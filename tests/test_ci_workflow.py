@@ -54,8 +54,11 @@ def test_actionlint_rejects_a_broken_workflow(actionlint, tmp_path, break_it, co
 
 
 def _apt_packages(text: str) -> set[str]:
-    [line] = [line for line in text.splitlines() if "apt-get install" in line and not line.lstrip().startswith("#")]
-    return {word for word in line.split("apt-get install", 1)[1].split() if not word.startswith(("-", ">"))}
+    """Every Debian package an ``apt-get install`` line of a script names (options and redirections left out)."""
+    lines = [line for line in text.splitlines() if "apt-get install" in line and not line.lstrip().startswith("#")]
+    assert lines, "no apt-get install line"
+    return {word for line in lines for word in line.split("apt-get install", 1)[1].split()
+            if not word.startswith(("-", ">"))}
 
 
 def test_the_workflow_does_what_ci_run_does():
