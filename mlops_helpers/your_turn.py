@@ -8,8 +8,10 @@ raises and never prints the answer: it prints either
     not yet: <what is wrong, and where to look>   and returns False.
 
 So a lesson still runs top to bottom with the placeholder in place (headless, under papermill): the check cell says
-"not yet" and the lesson goes on. The hints name the mistake (a missing filter, a wrong payload key, an empty bin's
-``log(0)``), never the value or the code that would pass.
+"not yet" and the lesson goes on. Every check is wrapped in :func:`never_raises`: an answer no hint foresaw (an
+object that fails when touched) is still answered with "not yet", naming what went wrong. The hints name the
+mistake (a missing filter, a wrong payload key, an empty bin's ``log(0)``), never the value or the code that would
+pass.
 
 Judging plain values reuses :mod:`mlops_helpers.checks` (the assignments' check cells): :func:`~.checks.judge`
 compares a number with ``close_to``, :func:`~.checks.to_plain` turns numpy and pandas results into plain data.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import dis
+import functools
 import json
 import math
 from typing import Any, Callable
@@ -40,6 +43,19 @@ def passed(text: str) -> bool:
 def not_yet(hint: str) -> bool:
     print(f"{NOT_YET} {hint}")
     return False
+
+
+def never_raises(check: Callable[..., bool]) -> Callable[..., bool]:
+    """A check's promise: whatever the student's code gave, it answers (a lesson must run on past it)."""
+
+    @functools.wraps(check)
+    def answering(*args, **kwargs) -> bool:
+        try:
+            return check(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - an answer the check did not foresee is still an answer
+            return not_yet(f"the check could not make sense of your answer ({type(exc).__name__}: {exc})"[:300])
+
+    return answering
 
 
 def is_placeholder(value: Any) -> bool:
@@ -64,6 +80,7 @@ def _described(value: Any) -> str:
 # ------------------------------------------------------------------ lesson 00: a pipeline step that validates data
 
 
+@never_raises
 def check_data_validation(step: Callable[[dict], Any], split) -> bool:
     """Lesson 00: ``step(state)`` must raise ValueError when ``state["split"].X_train`` has a missing value, and let
     clean data through (returning normally)."""
@@ -95,6 +112,7 @@ def check_data_validation(step: Callable[[dict], Any], split) -> bool:
 # ------------------------------------------------------------------ lesson 01: a run logged by hand
 
 
+@never_raises
 def check_logged_run(run_id: Any, experiment_name: str, split, *, C: float, max_iter: int) -> bool:
     """Lesson 01: ``run_id`` must name a finished run of ``experiment_name`` that logged the parameter ``C`` and the
     metric ``val_accuracy``: the score on ``split``'s validation rows of ``LogisticRegression(C=C, max_iter=max_iter)``
@@ -148,6 +166,7 @@ def check_logged_run(run_id: Any, experiment_name: str, split, *, C: float, max_
 # ------------------------------------------------------------------ lesson 01: a query with mlflow.search_runs
 
 
+@never_raises
 def check_sweep_query(runs: Any, experiment_name: str, min_accuracy: float) -> bool:
     """Lesson 01: ``runs`` must be what ``mlflow.search_runs`` returns for the sweep's runs (tag ``sweep = 'C'``) of
     ``experiment_name`` whose ``val_accuracy`` is at least ``min_accuracy``, best first."""
@@ -189,6 +208,7 @@ def check_sweep_query(runs: Any, experiment_name: str, min_accuracy: float) -> b
 # ------------------------------------------------------------------ lesson 02: the `mlflow run` command line
 
 
+@never_raises
 def check_project_command(command: Any, experiment_name: str, max_iter: int) -> bool:
     """Lesson 02: ``command`` must be the argument list of ``mlflow run`` on this project, offline, with
     ``max_iter`` as a project parameter and ``experiment_name`` as the experiment."""
@@ -230,6 +250,7 @@ def check_project_command(command: Any, experiment_name: str, max_iter: int) -> 
 # ------------------------------------------------------------------ lesson 03: moving an alias
 
 
+@never_raises
 def check_alias(model_name: str, alias: str, expected_version: str | int, *, why: str) -> bool:
     """Lesson 03: the registry must show ``alias`` on ``expected_version`` of ``model_name``. ``why`` names, without
     its number, the version the alias should be on (printed in the hint)."""
@@ -254,6 +275,7 @@ def check_alias(model_name: str, alias: str, expected_version: str | int, *, why
 # ------------------------------------------------------------------ lesson 04: a payload to the running server
 
 
+@never_raises
 def check_invocation(response: Any, expected_predictions, *, key: str, n_flowers: int) -> bool:
     """Lesson 04: ``response`` must be the ``requests.Response`` of a POST to ``/invocations`` whose JSON body used
     ``key`` and asked for ``n_flowers`` flowers, answered with ``expected_predictions``."""
@@ -272,13 +294,20 @@ def check_invocation(response: Any, expected_predictions, *, key: str, n_flowers
         body = None
     if not isinstance(body, dict):
         return not_yet("send the flowers as JSON (requests.post(url, json=...)), a dict with one format key")
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
     if response.status_code != 200:
+        message = answer.get("message") if isinstance(answer, dict) else None
         return not_yet(f"the server refused your request (HTTP {response.status_code}); its message says why: "
-                       f"{str(response.json().get('message', response.text))[:160]}")
+                       f"{str(message or response.text)[:160]}")
     if list(body) != [key]:
         return not_yet(f"the server answered, but you sent the {', '.join(map(repr, body))} format: the task asks "
                        f"for {key!r}")
-    predictions = response.json().get("predictions")
+    predictions = answer.get("predictions") if isinstance(answer, dict) else None
+    if not isinstance(predictions, list):
+        return not_yet(f"the server's answer holds no list of predictions: {response.text[:160]}")
     if len(predictions) != n_flowers:
         return not_yet(f"you asked about {len(predictions)} flower(s); the task asks about {n_flowers}")
     verdict, text = judge({"value": to_plain(predictions)},
@@ -290,6 +319,7 @@ def check_invocation(response: Any, expected_predictions, *, key: str, n_flowers
 # ------------------------------------------------------------------ lesson 05: PSI by hand
 
 
+@never_raises
 def check_psi(value: Any, expected: float, *, other_batch: float | None = None) -> bool:
     """Lesson 05: ``value`` must be the PSI the course computes (:func:`mlops_helpers.monitoring.psi`), within a
     relative 1e-6. ``other_batch`` is the PSI of the batch the task did not ask about (a common slip)."""
@@ -321,6 +351,7 @@ def check_psi(value: Any, expected: float, *, other_batch: float | None = None) 
 # ------------------------------------------------------------------ lesson 06: a gate check
 
 
+@never_raises
 def check_gate_check(gate: Callable[[float, float, float], Any]) -> bool:
     """Lesson 06: ``gate(accuracy, champion_accuracy, tolerance)`` must say whether a candidate is not worse than the
     champion by more than ``tolerance``: True/False, a tie and a candidate exactly ``tolerance`` below pass."""

@@ -122,6 +122,14 @@ def test_placeholders_are_recognised_and_real_code_is_not():
     assert not your_turn.is_placeholder(one_line) and not your_turn.is_placeholder(0)
 
 
+def test_a_check_answers_whatever_it_is_given(capsys):
+    class Hostile:
+        def __float__(self):
+            raise RuntimeError("touched")
+
+    assert_hint(your_turn.check_psi(Hostile(), 0.5), said(capsys), "could not make sense", "RuntimeError: touched")
+
+
 # ---------------------------------------------------------------- 00: a data-validation step
 
 
@@ -324,6 +332,13 @@ def test_invocation_check(capsys):
                 "2 flower(s)")
     assert_hint(check(response(right, predictions=[2, 2, 2]), expected, key="inputs", n_flowers=3), said(capsys),
                 "other flowers")
+    crashed = response(right, status=500)
+    crashed._content = b"Internal Server Error"  # not JSON: the check still answers
+    assert_hint(check(crashed, expected, key="inputs", n_flowers=3), said(capsys), "HTTP 500",
+                "Internal Server Error")
+    odd = response(right)
+    odd._content = b'{"result": 1}'
+    assert_hint(check(odd, expected, key="inputs", n_flowers=3), said(capsys), "no list of predictions")
 
 
 # ---------------------------------------------------------------- 05: PSI by hand
