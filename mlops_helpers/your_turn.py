@@ -191,7 +191,7 @@ def check_sweep_query(runs: Any, experiment_name: str, min_accuracy: float) -> b
                        "(experiment_names=[experiment_name])")
     if set(got) - {r.info.run_id for r in sweep}:
         return not_yet("your DataFrame holds runs that are not part of the sweep (the seed's run, the MLflow 3 "
-                       "run): filter on the tag the sweep's runs carry")
+                       "run, a run of your own): filter on the tag the sweep's runs carry")
     if set(got) - wanted:
         return not_yet(f"your DataFrame holds sweep runs whose validation accuracy is below {min_accuracy}: add a "
                        "condition on metrics.val_accuracy to the filter string")
