@@ -22,6 +22,11 @@ NOTEBOOKS = ROOT / "notebooks"
 
 # Child processes (papermill kernels, mlflow CLIs, nbgrader) must find the venv's tools.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+# One BLAS/OpenMP thread in the tests and every process they start (kernels, mlflow CLIs): the course's fits are
+# tiny, and on a busy 2-core machine a thread pool per process made an iris fit 10-50 times slower. Set before numpy
+# is first imported (here, before any test module). The grader sets the same in its kernels itself.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 # Never let a test write to a developer's real store by accident. The one exception: tests/test_model_gate.py run
 # on purpose against a registered model (MODEL_URI set) reads that model from the store the caller names.
 if "MODEL_URI" not in os.environ:
