@@ -4,7 +4,7 @@
 #   make lint     ruff's lint rules (code, notebooks) and format (grading engine), actionlint over the CI workflows
 #   make test-full  everything, including the slow browser / PostgreSQL / full-notebook tests
 #   make lab      open the course in JupyterLab
-#   make bench    speed measurements, printed as ratios measured side by side
+#   make bench    speed measurements, printed as ratios measured side by side (make bench-hub: the class hub)
 #   make hub      the class on one machine: JupyterHub, accounts from deploy/roster.csv (as root; docs/deploy.md)
 
 PYTHON ?= python3
@@ -25,7 +25,7 @@ GRADE_FLAGS ?=
 export PATH := $(BIN):$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup hub-deps course lint test test-full lab hub bench clean help
+.PHONY: setup hub-deps course lint test test-full lab hub bench bench-hub clean help
 
 help:
 	@sed -n '1,9p' Makefile
@@ -93,6 +93,13 @@ hub: setup hub-deps
 
 bench: setup
 	$(BIN)/python -m benchmarks
+
+# The class on one machine, measured (as root): HUB_BENCH_SIZE students spawned at once, each running lesson 01 on
+# the shared tracking server; spawn time, memory per idle and per busy student, CPU per lesson -> build/hub/.
+HUB_BENCH_SIZE ?= 10
+bench-hub: setup hub-deps
+	MLOPS_HUB_CLASS_SIZE=$(HUB_BENCH_SIZE) $(BIN)/python -m pytest tests/hub/test_class_hub.py -m full -q -s \
+		-p no:cacheprovider -k "class_runs"
 
 clean:
 	rm -rf build release submitted autograded feedback gradebook.db .autograder mlflow.db mlruns notebooks/mlflow.db notebooks/mlruns

@@ -208,7 +208,10 @@ def _write_auth_config(state: ClassState, admin_password: str) -> None:
             f"database_uri = sqlite:///{state.auth_db}\n"
             f"admin_username = {MLFLOW_ADMIN}\n"
             f"admin_password = {admin_password}\n"
-            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+            "# Each request's password is checked with PBKDF2, much of the server's CPU when a class logs models\n"
+            "# at once: a successful check is remembered for a minute (a changed password takes that long to apply).\n"
+            "auth_cache_ttl_seconds = 60\n")
     fd = os.open(state.auth_config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(text)

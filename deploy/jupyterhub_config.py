@@ -107,6 +107,7 @@ c.JupyterHub.services = [
         "url": f"http://127.0.0.1:{FORMGRADER_PORT}",
         "command": [str(BIN / "jupyterhub-singleuser"), f"--port={FORMGRADER_PORT}"],
         "user": instructor,
+        "oauth_no_confirm": True,  # the course's own service: no "Authorize access" page for the instructors
         "cwd": course_dir,
         "environment": {
             "PATH": PATH,

@@ -1,11 +1,11 @@
 """The class on one machine, for real: ``python -m deploy.hub --prepare-only`` (Linux accounts, releases) and the
 JupyterHub of ``deploy/jupyterhub_config.py`` with its services, on free ports of 127.0.0.1, as root.
 
-* ``class_hub`` (module): a roster of one instructor, students ``a`` and ``b`` and ``CLASS_SIZE`` more
-  (``MLOPS_HUB_CLASS_SIZE``, default 5), under unique throwaway user names; state in a fresh folder of /tmp. At
-  teardown the hub is stopped (it stops every server and service), any process still owned by one of the
-  throwaway users is killed by its pid and reported, the accounts are removed (``deploy.accounts remove``, which
-  also restores the checkout's permissions) and the state folder deleted -- also when a test failed.
+* ``class_hub`` (package: one hub for every module here): a roster of one instructor, students ``a`` and ``b``
+  and ``CLASS_SIZE`` more (``MLOPS_HUB_CLASS_SIZE``, default 5), under unique throwaway user names; state in a fresh
+  folder of /tmp. At teardown the hub is stopped (it stops every server and service), any process still owned by
+  one of the throwaway users is killed by its pid and reported, the accounts are removed (``deploy.accounts
+  remove``, which also restores the checkout's permissions) and the state folder deleted -- also when a test failed.
 * :class:`Hub` helpers: a user's own token (their password through the hub's REST API), spawning, calls to their
   server, code run in a kernel of their server, commands run as a user (``setpriv``), MLflow REST calls.
 
@@ -45,7 +45,7 @@ def _processes_of(uids: set[int]) -> list[psutil.Process]:
     return found
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def class_hub():
     if os.geteuid() != 0:
         pytest.skip("the class hub creates Linux users and spawns servers as them: run as root (CI does)")
@@ -98,3 +98,19 @@ def class_hub():
             shutil.copy(log, keep / "hub.log")
         shutil.rmtree(state, ignore_errors=True)
         assert not leftovers, f"processes left running by the hub's users: {[p.pid for p in leftovers]}"
+
+
+@pytest.fixture(scope="package")
+def chromium():
+    """Debian's chromium driven by Playwright (no browser download), as in tests/browser/."""
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.fail("Debian's chromium is not installed (`apt-get install chromium`; .ci/run does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"])
+        yield browser
+        browser.close()

@@ -18,7 +18,7 @@ import threading
 import time
 
 import nbformat
-from classhub import BIN, CLASS_SIZE, COURSE, ROOT, wait_until
+from classhub import BIN, CLASS_SIZE, COURSE, ROOT, submit_answers, wait_until
 
 from practice_answers import source_answers
 
@@ -75,29 +75,11 @@ def test_a_student_spawns_fetches_submits_and_gets_graded_feedback_in_seconds(cl
     listed = hub.api(a, "GET", f"/user/{a}/assignments", params={"course_id": COURSE})
     assert listed.status_code == 200
     assert {x["assignment_id"] for x in listed.json()["value"]} >= {"practice_questions", "fix_the_pipeline"}
-    fetched = hub.api(a, "POST", f"/user/{a}/assignments/fetch",
-                      data={"course_id": COURSE, "assignment_id": ASSIGNMENT})
-    assert fetched.status_code == 200 and fetched.json()["success"], fetched.text
-    path = f"{ASSIGNMENT}/{ASSIGNMENT}.ipynb"
-    model = hub.api(a, "GET", f"/user/{a}/api/contents/{path}")
-    assert model.status_code == 200
-    assert (hub.home(a) / path).stat().st_uid == hub.uid(a)
-
-    # answer every question right, in the working copy, through the server's contents API
-    answers, points = source_answers(hub.home(hub.instructor) / COURSE)
-    nb = nbformat.from_dict(model.json()["content"])
-    for cell in nb.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if grade_id in answers:
-            cell.source = answers[grade_id]
-    saved = hub.api(a, "PUT", f"/user/{a}/api/contents/{path}",
-                    json={"type": "notebook", "format": "json", "content": json.loads(nbformat.writes(nb))})
-    assert saved.status_code == 200, saved.text
-
     submitted_at = time.monotonic()
-    submitted = hub.api(a, "POST", f"/user/{a}/assignments/submit",
-                        data={"course_id": COURSE, "assignment_id": ASSIGNMENT})
-    assert submitted.status_code == 200 and submitted.json()["success"], submitted.text
+    submit_answers(hub, a)  # fetch, answer every question right, save, submit: all through a's server
+    path = f"{ASSIGNMENT}/{ASSIGNMENT}.ipynb"
+    assert (hub.home(a) / path).stat().st_uid == hub.uid(a)  # the working copy is the student's
+    _, points = source_answers(hub.home(hub.instructor) / COURSE)
 
     def feedback_pages():
         r = hub.api(a, "POST", f"/user/{a}/assignments/fetch_feedback",
@@ -107,7 +89,7 @@ def test_a_student_spawns_fetches_submits_and_gets_graded_feedback_in_seconds(cl
 
     pages = wait_until(feedback_pages, 300, "the grading service's feedback", interval=2)
     latency = time.monotonic() - submitted_at
-    print(f"submit -> feedback fetched: {latency:.1f} s")
+    print(f"fetch, answer, submit -> feedback fetched: {latency:.1f} s")
     text = _page_text(pages[-1].read_text())
     total = sum(points.values())
     assert f"This attempt: {total:g} / {total:g}" in text, text[:2000]
@@ -261,6 +243,7 @@ def test_a_class_runs_lesson_01_on_the_shared_tracking_server(class_hub):
     assert not errors, errors
     time.sleep(5)
     idle_mb = {u: hub.memory_mb(u) for u in students}
+    cpu_before = {u: hub.cpu_seconds(u) for u in students}
 
     peaks = dict.fromkeys(students, 0.0)
     results: dict[str, dict] = {}
@@ -290,6 +273,7 @@ def test_a_class_runs_lesson_01_on_the_shared_tracking_server(class_hub):
     done.set()
     sampler.join()
     assert not errors, errors
+    cpu = [hub.cpu_seconds(u) - cpu_before[u] for u in students]
 
     spawns = sorted(spawn_seconds.values())
     figures = {
@@ -300,6 +284,8 @@ def test_a_class_runs_lesson_01_on_the_shared_tracking_server(class_hub):
         "lesson01_peak_mb_mean": statistics.mean(peaks.values()),
         "lesson01_peak_mb_max": max(peaks.values()),
         "lesson01_wall_s_all_at_once": wall,
+        "lesson01_cpu_s_per_student": statistics.mean(cpu),
+        "hub_and_services_mb": hub.services_memory_mb(),
     }
     print("\nclass figures:", json.dumps({k: round(v, 1) for k, v in figures.items()}))
     out = ROOT / "build" / "hub"

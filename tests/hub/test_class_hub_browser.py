@@ -1,0 +1,131 @@
+"""The class hub in a real browser (Playwright + Debian's chromium): a student logs in with their Linux password,
+runs lesson 01 in their JupyterLab and finds their runs in the class's MLflow UI under their own experiment; the
+instructor logs in and sees the submissions in formgrader."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from classhub import BUILD, COURSE, submit_answers, wait_until
+
+pytestmark = pytest.mark.browser
+TIMEOUT_MS = 180_000
+LESSON = "01_experiment_tracking.ipynb"
+
+# Done when every code cell shows an execution count, or an error output stopped Run All.
+DONE_JS = """() => {
+    const prompts = Array.from(document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputPrompt'));
+    const errors = Array.from(document.querySelectorAll(
+            '.jp-RenderedText[data-mime-type="application/vnd.jupyter.error"]'));
+    const busy = document.querySelector('.jp-Notebook-ExecutionIndicator[data-status="idle"]') === null;
+    return !busy && (errors.length > 0 || (prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent))));
+}"""
+ERRORS_JS = """() => Array.from(document.querySelectorAll(
+    '.jp-RenderedText[data-mime-type="application/vnd.jupyter.error"]')).map(e => e.textContent)"""
+
+
+def login(context, hub, user):
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(f"{hub.url}/hub/login")
+    page.locator("input[name=username]").fill(user)
+    page.locator("input[name=password]").fill(hub.password(user))
+    page.locator("input[type=submit], button[type=submit]").first.click()
+    return page
+
+
+def screenshot_on_failure(page, name):
+    BUILD.mkdir(parents=True, exist_ok=True)
+    try:
+        page.screenshot(path=str(BUILD / f"{name}.png"), full_page=True, timeout=30_000)
+    except Exception:  # noqa: BLE001 - the test's own failure matters more
+        pass
+
+
+def test_a_student_runs_lesson_01_and_sees_their_runs_in_mlflow(class_hub, chromium):
+    hub, a = class_hub, class_hub.users["a"]
+    context = chromium.new_context(viewport={"width": 1400, "height": 900})
+    page = login(context, hub, a)
+    try:
+        page.wait_for_url(re.compile(rf"/user/{a}/lab"), timeout=TIMEOUT_MS)
+        page.goto(f"{hub.url}/user/{a}/lab/tree/lessons/{LESSON}")
+        page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell").first.wait_for()
+        page.locator(".jp-StatusBar-TextItem", has_text=re.compile(r"\| Idle$")).wait_for()
+        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+        page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+        page.wait_for_function(DONE_JS, timeout=1_200_000, polling=1000)
+        errors = page.evaluate(ERRORS_JS)
+        assert not errors, errors[0][:3000]
+        shared = page.get_by_text(re.compile(rf"your own names are .*{a}-01-experiment-tracking"))
+        shared.first.scroll_into_view_if_needed()
+        assert shared.first.is_visible()
+        best = page.get_by_text(re.compile(r"^best run: \w{32} ")).first
+        best.scroll_into_view_if_needed()
+        run_id = best.text_content().split()[2]
+    except Exception:
+        screenshot_on_failure(page, "student_lesson01")
+        raise
+    finally:
+        context.close()
+
+    # the best run shown is in the student's own experiment on the class's server
+    run = hub.mlflow_call(a, "GET", "runs/get", params={"run_id": run_id})
+    assert run.status_code == 200
+    experiment = hub.mlflow_call(a, "GET", "experiments/get",
+                                 params={"experiment_id": run.json()["run"]["info"]["experiment_id"]})
+    assert experiment.json()["experiment"]["name"] == f"{a}-01-experiment-tracking"
+
+    # the MLflow UI, with the student's MLflow account: Model training -> Experiments -> theirs -> Runs
+    username, password = hub.mlflow_auth(a)
+    context = chromium.new_context(viewport={"width": 1400, "height": 900},
+                                   http_credentials={"username": username, "password": password})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    try:
+        page.goto(hub.mlflow)
+        page.get_by_text("Model training", exact=True).first.click()
+        page.get_by_role("link", name="Experiments", exact=True).first.click()
+        page.get_by_role("link", name=f"{a}-01-experiment-tracking", exact=True).first.click()
+        page.get_by_role("link", name="Runs", exact=True).first.click()
+        run_name = run.json()["run"]["info"]["run_name"]
+        page.get_by_role("link", name=run_name, exact=True).first.wait_for()
+    except Exception:
+        screenshot_on_failure(page, "student_mlflow_ui")
+        raise
+    finally:
+        context.close()
+
+
+def test_the_instructor_sees_the_submissions_in_formgrader(class_hub, chromium):
+    hub, a = class_hub, class_hub.users["a"]
+    submitted = hub.home(hub.instructor) / COURSE / "submitted" / a / "practice_questions"
+    if not submitted.is_dir():  # this module run alone: a submits now
+        if not hub.api(a, "GET", f"/hub/api/users/{a}").json()["servers"]:
+            hub.spawn(a)
+        submit_answers(hub, a)
+    wait_until(lambda: (hub.home(hub.instructor) / COURSE / "submitted" / a / "practice_questions").is_dir(), 300,
+               "a's submission collected into the course directory")
+    context = chromium.new_context(viewport={"width": 1400, "height": 900})
+    page = login(context, hub, hub.instructor)
+    try:
+        page.wait_for_url(re.compile(rf"/user/{hub.instructor}/"), timeout=TIMEOUT_MS)
+        page.goto(f"{hub.url}/services/{COURSE}/formgrader/manage_submissions/practice_questions")
+        page.get_by_text(a, exact=True).first.wait_for()
+        row = page.locator("tr", has_text=a).first
+        assert re.search(r"19(\.0)?\s*/\s*19", row.inner_text()), row.inner_text()
+    except Exception:
+        screenshot_on_failure(page, "instructor_formgrader")
+        raise
+    finally:
+        context.close()
+    # a student is refused the formgrader service
+    b = hub.users["b"]
+    context = chromium.new_context()
+    page = login(context, hub, b)
+    try:
+        page.wait_for_url(re.compile(rf"/user/{b}/"), timeout=TIMEOUT_MS)
+        response = page.goto(f"{hub.url}/services/{COURSE}/formgrader")
+        assert response.status == 403 or "403" in page.content(), response.status
+    finally:
+        context.close()
