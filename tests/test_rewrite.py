@@ -39,12 +39,18 @@ def shell():
 
     from autograder.unit import guard_install_code
 
+    # The shell swaps in a __main__ of its own (with no __spec__: multiprocessing's spawn/forkserver then fail
+    # in later tests of the same session) and its own display/except hooks: put them back afterwards.
+    saved = sys.modules["__main__"], sys.displayhook, sys.excepthook
     sh = InteractiveShell.instance()
-    result = sh.run_cell(guard_install_code(GUARD_MODULE), store_history=False)
-    assert result.error_in_exec is None, result.error_in_exec
-    yield sh
-    sys.modules.pop(GUARD_MODULE, None)
-    InteractiveShell.clear_instance()
+    try:
+        result = sh.run_cell(guard_install_code(GUARD_MODULE), store_history=False)
+        assert result.error_in_exec is None, result.error_in_exec
+        yield sh
+    finally:
+        sys.modules.pop(GUARD_MODULE, None)
+        InteractiveShell.clear_instance()
+        sys.modules["__main__"], sys.displayhook, sys.excepthook = saved
 
 
 def _run(sh, source: str):
