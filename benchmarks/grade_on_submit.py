@@ -60,10 +60,17 @@ def submit(root: Path, student: str, home: Path) -> tuple[Path, float]:
     work = home / ASSIGNMENT
     if not work.exists():
         shutil.copytree(root / "release" / ASSIGNMENT, work)
-    config = Config({"CourseDirectory": {"course_id": COURSE_ID, "student_id": student, "root": str(home),
-                                         "assignment_id": ASSIGNMENT},
-                     "Exchange": {"root": str(root / "exchange"), "assignment_dir": str(home),
-                                  "cache": str(home / "cache")}})
+    config = Config(
+        {
+            "CourseDirectory": {
+                "course_id": COURSE_ID,
+                "student_id": student,
+                "root": str(home),
+                "assignment_id": ASSIGNMENT,
+            },
+            "Exchange": {"root": str(root / "exchange"), "assignment_dir": str(home), "cache": str(home / "cache")},
+        }
+    )
     coursedir = CourseDirectory(config=config)
     app = ExchangeSubmit(coursedir=coursedir, authenticator=Authenticator(config=config), config=config)
     before = set((home / "cache" / COURSE_ID).glob("*")) if (home / "cache" / COURSE_ID).exists() else set()
@@ -101,9 +108,14 @@ def p(values: list[float], q: float) -> float:
 
 
 def start_service(root: Path, workers: int, log: Path) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "autograder", "watch", "--poll", "0.2", "--workers", str(workers)],
-                            cwd=root, env=_env(), stdout=open(log, "wb"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "autograder", "watch", "--poll", "0.2", "--workers", str(workers)],
+        cwd=root,
+        env=_env(),
+        stdout=open(log, "wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 120
     while b"watch: watching" not in log.read_bytes():
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -126,8 +138,11 @@ def _run(cmd, cwd) -> float:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks grade_on_submit", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks grade_on_submit",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--alone", type=int, default=5, help="single submissions measured one after the other")
     parser.add_argument("--burst", type=int, default=20, help="submissions landing at once")
     parser.add_argument("--workers", type=int, default=None, help="default: the machine's cores")
@@ -147,8 +162,11 @@ def main(argv: list[str]) -> int:
             for i in range(args.alone):
                 entry, submitted = submit(root, f"alone{i:02d}", homes / f"alone{i:02d}")
                 alone += wait_all(root, {entry: submitted})
-            print(f"one alone ({args.alone}x):       p50 {p(alone, .5):5.1f} s   p95 {p(alone, .95):5.1f} s   "
-                  f"(goal p50 <= 5 s: {'met' if p(alone, .5) <= 5 else 'NOT met'})", flush=True)
+            print(
+                f"one alone ({args.alone}x):       p50 {p(alone, 0.5):5.1f} s   p95 {p(alone, 0.95):5.1f} s   "
+                f"(goal p50 <= 5 s: {'met' if p(alone, 0.5) <= 5 else 'NOT met'})",
+                flush=True,
+            )
             burst = {}
             for i in range(args.burst):
                 entry, submitted = submit(root, f"burst{i:02d}", homes / f"burst{i:02d}")
@@ -156,13 +174,17 @@ def main(argv: list[str]) -> int:
             service_burst = wait_all(root, burst)
         finally:
             stop_service(service)
-        print(f"{args.burst} at once (service):  p50 {p(service_burst, .5):5.1f} s   p95 "
-              f"{p(service_burst, .95):5.1f} s   all served in {max(service_burst):5.1f} s", flush=True)
+        print(
+            f"{args.burst} at once (service):  p50 {p(service_burst, 0.5):5.1f} s   p95 "
+            f"{p(service_burst, 0.95):5.1f} s   all served in {max(service_burst):5.1f} s",
+            flush=True,
+        )
 
         # the manual path on a copy holding the same burst's submissions (and no service)
         manual = tmp / "manual"
-        shutil.copytree(root, manual, ignore=shutil.ignore_patterns(".autograder", "feedback", "autograded",
-                                                                    "submitted"))
+        shutil.copytree(
+            root, manual, ignore=shutil.ignore_patterns(".autograder", "feedback", "autograded", "submitted")
+        )
         inbound = manual / "exchange" / COURSE_ID / "inbound"
         for entry in inbound.iterdir():
             if not entry.name.startswith("burst"):
@@ -179,11 +201,17 @@ def main(argv: list[str]) -> int:
         plain = tmp / "plain"
         shutil.copytree(manual, plain, ignore=shutil.ignore_patterns("autograded", "feedback"))
         t_autograde = _run([BIN / "nbgrader", "autograde", ASSIGNMENT], plain)
-        print(f"{args.burst} at once (manual):   every student waits {manual_total:5.1f} s  ("
-              + ", ".join(f"{k} {v:.1f} s" for k, v in times.items()) + ")", flush=True)
-        print(f"plain nbgrader autograde of the {args.burst}: {t_autograde:5.1f} s; the service served all in "
-              f"{max(service_burst):.1f} s = {max(service_burst) / t_autograde:.2f}x (goal <= 2x: "
-              f"{'met' if max(service_burst) <= 2 * t_autograde else 'NOT met'})")
+        print(
+            f"{args.burst} at once (manual):   every student waits {manual_total:5.1f} s  ("
+            + ", ".join(f"{k} {v:.1f} s" for k, v in times.items())
+            + ")",
+            flush=True,
+        )
+        print(
+            f"plain nbgrader autograde of the {args.burst}: {t_autograde:5.1f} s; the service served all in "
+            f"{max(service_burst):.1f} s = {max(service_burst) / t_autograde:.2f}x (goal <= 2x: "
+            f"{'met' if max(service_burst) <= 2 * t_autograde else 'NOT met'})"
+        )
     return 0
 
 

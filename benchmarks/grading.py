@@ -98,8 +98,13 @@ def bare_execution_seconds(course: Path) -> float:
                 cell.outputs, cell.execution_count = [], None
         start = time.perf_counter()
         # the kernel's own stderr (ipykernel's "running over TCP" warning) would flood the benchmark's output
-        NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True,
-                       resources={"metadata": {"path": str(path.parent)}}).execute(stderr=subprocess.DEVNULL)
+        NotebookClient(
+            nb,
+            timeout=120,
+            kernel_name="python3",
+            allow_errors=True,
+            resources={"metadata": {"path": str(path.parent)}},
+        ).execute(stderr=subprocess.DEVNULL)
         total += time.perf_counter() - start
     return total
 
@@ -110,8 +115,9 @@ def _job_seconds(course: Path) -> list[float]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks grading", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks grading", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--submissions", type=int, default=24)
     parser.add_argument("--workers", type=int, default=None, help="default: the machine's cores")
     args = parser.parse_args(argv)
@@ -126,11 +132,12 @@ def main(argv: list[str]) -> int:
 
         t_nbgrader = _run([BIN / "nbgrader", "autograde", "ps1"], copies["plain"])
         print(f"nbgrader autograde:            {t_nbgrader:7.1f} s", flush=True)
-        t_engine = _run([sys.executable, "-m", "autograder", "grade", "ps1", "--workers", str(cores)],
-                        copies["engine"])
+        t_engine = _run([sys.executable, "-m", "autograder", "grade", "ps1", "--workers", str(cores)], copies["engine"])
         print(f"autograder grade (sandboxed):  {t_engine:7.1f} s  ({cores} workers)", flush=True)
-        t_nosandbox = _run([sys.executable, "-m", "autograder", "grade", "ps1", "--workers", str(cores),
-                            "--no-sandbox"], copies["nosandbox"])
+        t_nosandbox = _run(
+            [sys.executable, "-m", "autograder", "grade", "ps1", "--workers", str(cores), "--no-sandbox"],
+            copies["nosandbox"],
+        )
         print(f"autograder grade --no-sandbox: {t_nosandbox:7.1f} s", flush=True)
         bare = bare_execution_seconds(copies["engine"])
         floor = bare / cores
@@ -138,8 +145,11 @@ def main(argv: list[str]) -> int:
 
         plain, ours, unsandboxed = (_scores(copies[k]) for k in ("plain", "engine", "nosandbox"))
         if not (plain == ours == unsandboxed):
-            diff = {s: (plain.get(s), ours.get(s), unsandboxed.get(s)) for s in plain
-                    if not plain.get(s) == ours.get(s) == unsandboxed.get(s)}
+            diff = {
+                s: (plain.get(s), ours.get(s), unsandboxed.get(s))
+                for s in plain
+                if not plain.get(s) == ours.get(s) == unsandboxed.get(s)
+            }
             print(f"SCORES DIFFER (nbgrader, sandboxed, unsandboxed): {diff}", file=sys.stderr)
             return 1
         sandboxed_job, plain_job = _job_seconds(copies["engine"]), _job_seconds(copies["nosandbox"])
@@ -147,14 +157,20 @@ def main(argv: list[str]) -> int:
 
         speedup, to_floor = t_nbgrader / t_engine, t_engine / floor
         print(f"scores identical for {len(ours)} submissions (nbgrader, sandboxed, unsandboxed)")
-        print(f"speed-up vs nbgrader autograde: {speedup:.2f}x  (goal >= 1.8x on 2 cores: "
-              f"{'met' if speedup >= 1.8 else 'NOT met'})")
-        print(f"ratio to the floor:             {to_floor:.2f}x  (goal <= 1.25x: "
-              f"{'met' if to_floor <= 1.25 else 'NOT met'})")
+        print(
+            f"speed-up vs nbgrader autograde: {speedup:.2f}x  (goal >= 1.8x on 2 cores: "
+            f"{'met' if speedup >= 1.8 else 'NOT met'})"
+        )
+        print(
+            f"ratio to the floor:             {to_floor:.2f}x  (goal <= 1.25x: "
+            f"{'met' if to_floor <= 1.25 else 'NOT met'})"
+        )
         meaning = "; negative: the sandbox costs nothing measurable" if cost < 0 else ""
         mean_sandboxed, mean_plain = sum(sandboxed_job) / len(sandboxed_job), sum(plain_job) / len(plain_job)
-        print(f"sandbox cost per submission:    {cost:+.2f} s  (mean job {mean_sandboxed:.2f} s"
-              f" sandboxed vs {mean_plain:.2f} s{meaning})")
+        print(
+            f"sandbox cost per submission:    {cost:+.2f} s  (mean job {mean_sandboxed:.2f} s"
+            f" sandboxed vs {mean_plain:.2f} s{meaning})"
+        )
     return 0
 
 

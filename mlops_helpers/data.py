@@ -17,8 +17,12 @@ TARGET = "species"
 # schema inference (mlflow.types.utils._infer_schema) warns about any integer column that integers cannot hold
 # missing values. Its advice is for model signatures fed with gappy data; here the only integer column is the
 # species label, which is never missing, and the warning would print red text in lesson 01 on every dataset logged.
-warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column", category=UserWarning,
-                        module=r"mlflow\.types\.utils")
+warnings.filterwarnings(
+    "ignore",
+    message="Hint: Inferred schema contains integer column",
+    category=UserWarning,
+    module=r"mlflow\.types\.utils",
+)
 
 
 def load_iris_frame() -> pd.DataFrame:
@@ -94,8 +98,9 @@ class ValidationSplit:
         return pd.concat([self.X_val, self.X_test]), pd.concat([self.y_val, self.y_test])
 
 
-def split_iris_validation(random_state: int | None = 42, validation_size: float = 0.25,
-                          test_size: float = 0.25) -> ValidationSplit:
+def split_iris_validation(
+    random_state: int | None = 42, validation_size: float = 0.25, test_size: float = 0.25
+) -> ValidationSplit:
     """The seed's split, with a validation part carved out of its training rows.
 
     The test rows are exactly those of :func:`split_iris` (the seed's 38 flowers with ``random_state=42``); the

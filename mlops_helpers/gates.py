@@ -93,24 +93,30 @@ def not_worse_than_champion(accuracy: float, champion_accuracy: float | None, to
     if champion_accuracy is None:
         return Check("not worse than champion", True, "no champion yet")
     ok = accuracy >= champion_accuracy - tolerance - EPSILON
-    return Check("not worse than champion", ok,
-                 f"{accuracy:.3f} vs champion {champion_accuracy:.3f} (tolerance {tolerance:.3f})")
+    return Check(
+        "not worse than champion", ok, f"{accuracy:.3f} vs champion {champion_accuracy:.3f} (tolerance {tolerance:.3f})"
+    )
 
 
 def signature_unchanged(candidate_signature, champion_signature) -> Check:
     """The serving contract: apps send the champion's inputs; the candidate must accept exactly those."""
     if champion_signature is None:
-        return Check("signature unchanged", candidate_signature is not None,
-                     "no champion yet" if candidate_signature is not None else "candidate has no signature")
+        return Check(
+            "signature unchanged",
+            candidate_signature is not None,
+            "no champion yet" if candidate_signature is not None else "candidate has no signature",
+        )
     same = candidate_signature is not None and candidate_signature.to_dict() == champion_signature.to_dict()
     candidate_inputs = candidate_signature.inputs if candidate_signature else None
-    detail = "same inputs and outputs" if same else (
-        f"candidate {candidate_inputs} != champion {champion_signature.inputs}")
+    detail = (
+        "same inputs and outputs" if same else (f"candidate {candidate_inputs} != champion {champion_signature.inputs}")
+    )
     return Check("signature unchanged", same, detail)
 
 
-def endpoint_smoke_test(model_uri: str, X_sample: pd.DataFrame, expected, *, port: int | None = None,
-                        tracking_uri: str | None = None) -> Check:
+def endpoint_smoke_test(
+    model_uri: str, X_sample: pd.DataFrame, expected, *, port: int | None = None, tracking_uri: str | None = None
+) -> Check:
     """Serve the candidate for real (``mlflow models serve``), POST a sample, compare with the expected predictions."""
     from .exceptions import ServingError
     from .serving import ModelServer
@@ -121,13 +127,28 @@ def endpoint_smoke_test(model_uri: str, X_sample: pd.DataFrame, expected, *, por
     except ServingError as exc:
         return Check("endpoint smoke test", False, f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
     same = np.array_equal(np.asarray(predictions), np.asarray(expected))
-    return Check("endpoint smoke test", same, f"{len(X_sample)} rows via POST /invocations: "
-                 + ("answers match the model" if same else f"served {list(predictions)} != {list(expected)}"))
+    return Check(
+        "endpoint smoke test",
+        same,
+        f"{len(X_sample)} rows via POST /invocations: "
+        + ("answers match the model" if same else f"served {list(predictions)} != {list(expected)}"),
+    )
 
 
-def evaluate_candidate(model_uri: str, X_train: pd.DataFrame, y_train, X_holdout: pd.DataFrame, y_holdout, *,
-                       champion_uri: str | None = None, min_accuracy: float = 0.9, tolerance: float = 0.0,
-                       smoke_test: bool = True, port: int | None = None, tracking_uri: str | None = None) -> GateReport:
+def evaluate_candidate(
+    model_uri: str,
+    X_train: pd.DataFrame,
+    y_train,
+    X_holdout: pd.DataFrame,
+    y_holdout,
+    *,
+    champion_uri: str | None = None,
+    min_accuracy: float = 0.9,
+    tolerance: float = 0.0,
+    smoke_test: bool = True,
+    port: int | None = None,
+    tracking_uri: str | None = None,
+) -> GateReport:
     """Run every gate on the logged candidate at ``model_uri`` (its training data, a holdout, the champion).
 
     ``X_holdout, y_holdout`` are validation rows: neither the candidate nor the champion was fitted on them, and
@@ -151,8 +172,9 @@ def evaluate_candidate(model_uri: str, X_train: pd.DataFrame, y_train, X_holdout
     if smoke_test:
         if report.passed:
             sample = X_holdout.head(5)
-            report.checks.append(endpoint_smoke_test(model_uri, sample, predictions[:5], port=port,
-                                                     tracking_uri=tracking_uri))
+            report.checks.append(
+                endpoint_smoke_test(model_uri, sample, predictions[:5], port=port, tracking_uri=tracking_uri)
+            )
         else:
             report.checks.append(Check("endpoint smoke test", False, "not run: an earlier check failed"))
     return report

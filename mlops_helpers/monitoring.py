@@ -61,16 +61,29 @@ class FeatureDrift:
     drifted: bool
 
 
-def feature_drift(reference: pd.DataFrame, current: pd.DataFrame, *, alpha: float = 0.01,
-                  psi_threshold: float = 0.25, features=FEATURE_NAMES) -> list[FeatureDrift]:
+def feature_drift(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    *,
+    alpha: float = 0.01,
+    psi_threshold: float = 0.25,
+    features=FEATURE_NAMES,
+) -> list[FeatureDrift]:
     """KS test and PSI per feature; ``drifted`` when p < alpha / n_features and PSI > psi_threshold."""
     corrected = alpha / len(features)
     result = []
     for name in features:
         ks = stats.ks_2samp(reference[name], current[name])
         value = psi(reference[name], current[name])
-        result.append(FeatureDrift(name, float(ks.statistic), float(ks.pvalue), value,
-                                   bool(ks.pvalue < corrected and value > psi_threshold)))
+        result.append(
+            FeatureDrift(
+                name,
+                float(ks.statistic),
+                float(ks.pvalue),
+                value,
+                bool(ks.pvalue < corrected and value > psi_threshold),
+            )
+        )
     return result
 
 
@@ -119,9 +132,18 @@ class Batch:
     source: np.ndarray
 
 
-def simulate_traffic(X_pool: pd.DataFrame, y_pool, n_batches: int = 20, batch_size: int = 100, *,
-                     drift_start: int = 10, drift_strength: float = 1.0, label_shift: float = 0.5,
-                     noise: float = 0.1, random_state: int = 42) -> list[Batch]:
+def simulate_traffic(
+    X_pool: pd.DataFrame,
+    y_pool,
+    n_batches: int = 20,
+    batch_size: int = 100,
+    *,
+    drift_start: int = 10,
+    drift_strength: float = 1.0,
+    label_shift: float = 0.5,
+    noise: float = 0.1,
+    random_state: int = 42,
+) -> list[Batch]:
     """Production traffic drawn from the flowers ``X_pool, y_pool`` only, healthy until ``drift_start``.
 
     Give it rows the model was not fitted on (held-out rows): traffic made of training rows would measure
@@ -163,9 +185,9 @@ def class_share(batches: list[Batch], label: int = 2) -> float:
 class Thresholds:
     """When a statistic becomes an alert."""
 
-    alpha: float = 0.01          # KS significance, Bonferroni-corrected over the features
-    psi: float = 0.25            # PSI above this is a large shift
-    min_accuracy: float = 0.85   # accuracy below this (once labels arrive) is an alert
+    alpha: float = 0.01  # KS significance, Bonferroni-corrected over the features
+    psi: float = 0.25  # PSI above this is a large shift
+    min_accuracy: float = 0.85  # accuracy below this (once labels arrive) is an alert
 
 
 @dataclass
@@ -192,8 +214,10 @@ class BatchReport:
 
     def drift_metrics(self) -> dict[str, float]:
         """Metrics known at prediction time, flat, for ``mlflow.log_metrics(..., step=report.index)``."""
-        out = {"n_drifted_features": float(sum(d.drifted for d in self.drift)),
-               "drift_alert": float(any(d.drifted for d in self.drift))}
+        out = {
+            "n_drifted_features": float(sum(d.drifted for d in self.drift)),
+            "drift_alert": float(any(d.drifted for d in self.drift)),
+        }
         out.update({f"pred_share_{k}": v for k, v in self.prediction_share.items()})
         for d in self.drift:
             out[f"psi_{d.feature}"] = d.psi
@@ -201,8 +225,14 @@ class BatchReport:
         return out
 
 
-def monitor_batch(model, reference: pd.DataFrame, X: pd.DataFrame, index: int, thresholds: Thresholds = Thresholds(),
-                  class_names=("setosa", "versicolor", "virginica")) -> BatchReport:
+def monitor_batch(
+    model,
+    reference: pd.DataFrame,
+    X: pd.DataFrame,
+    index: int,
+    thresholds: Thresholds = Thresholds(),
+    class_names=("setosa", "versicolor", "virginica"),
+) -> BatchReport:
     """Predict one batch; turn feature drift into alerts. Accuracy waits for :meth:`BatchReport.add_labels`."""
     predictions = np.asarray(model.predict(X)).astype(int)
     share = {name: float(np.mean(predictions == i)) for i, name in enumerate(class_names)}

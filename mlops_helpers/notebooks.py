@@ -54,8 +54,9 @@ class LessonKernelManager(AsyncKernelManager):
     (ipykernel's kernelspec declares it), :data:`LESSON_KERNEL_ENV` in the kernel's environment, and the kernel's
     stdout and stderr appended to ``kernel_log`` when set (at every launch, restarts included)."""
 
-    kernel_log = Unicode("", config=True, help="file the kernel's own stdout and stderr are appended to "
-                                               "(empty: the caller's terminal)")
+    kernel_log = Unicode(
+        "", config=True, help="file the kernel's own stdout and stderr are appended to (empty: the caller's terminal)"
+    )
 
     @default("transport_encryption")
     def _transport_encryption_default(self) -> str:
@@ -164,11 +165,19 @@ def main(argv: list[str] | None = None) -> int:
         description="Execute lesson notebooks headless with papermill, in teaching order, into an output folder. "
         "Exits 1 naming the notebook and cell at the first failure.",
     )
-    parser.add_argument("folder", nargs="?", default="notebooks",
-                        help="folder of lesson notebooks (default: notebooks)")
+    parser.add_argument(
+        "folder", nargs="?", default="notebooks", help="folder of lesson notebooks (default: notebooks)"
+    )
     parser.add_argument("--out", default="build/notebooks", help="where executed copies go (default: build/notebooks)")
-    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                        help="parameter passed to every notebook, e.g. -p tracking_uri sqlite:///build/mlflow.db")
+    parser.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="parameter passed to every notebook, e.g. -p tracking_uri sqlite:///build/mlflow.db",
+    )
     parser.add_argument("--only", action="append", default=[], help="run only notebooks whose name contains this")
     parser.add_argument("--timeout", type=int, default=600, help="per-cell timeout in seconds (default: 600)")
     args = parser.parse_args(argv)

@@ -120,8 +120,7 @@ def ensure_champion(model_name: str, *, random_state: int = 42, announce=print):
     return client.get_model_version(model_name, version.version)
 
 
-def ensure_challenger(model_name: str, *, C: float = 0.01, random_state: int = 42, distinct_from=None,
-                      announce=print):
+def ensure_challenger(model_name: str, *, C: float = 0.01, random_state: int = 42, distinct_from=None, announce=print):
     """The ``ModelVersion`` behind ``models:/<model_name>@challenger``, creating it when missing.
 
     Lesson 03 sets this alias on a strongly regularised model (``C=0.01``). When it is missing (lesson 04 run on its
@@ -134,8 +133,10 @@ def ensure_challenger(model_name: str, *, C: float = 0.01, random_state: int = 4
         if distinct_from is None or str(version.version) != str(distinct_from):
             announce(f"models:/{model_name}@{CHALLENGER} is version {version.version} (registered earlier, lesson 03).")
             return version
-        announce(f"models:/{model_name}@{CHALLENGER} is version {version.version}, the champion itself: "
-                 f"a different model is needed.")
+        announce(
+            f"models:/{model_name}@{CHALLENGER} is version {version.version}, the champion itself: "
+            f"a different model is needed."
+        )
     except MlflowException:
         pass
     logged = tracking.train_and_log(

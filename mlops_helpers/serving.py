@@ -129,7 +129,7 @@ class _ServerProcess:
     @property
     def command_line(self) -> str:
         """The exact shell command that was (or will be) run, for the lesson to print."""
-        return shlex.join(["mlflow", *self.command()[len(mlflow_command()):]])
+        return shlex.join(["mlflow", *self.command()[len(mlflow_command()) :]])
 
     @property
     def running(self) -> bool:

@@ -67,17 +67,31 @@ def build_parser() -> argparse.ArgumentParser:
         "This is the entry point of the repository's MLproject (`mlflow run . -P max_iter=300`).",
     )
     parser.add_argument("--max-iter", type=positive_int, default=200, help="solver iterations (default: 200)")
-    parser.add_argument("--C", type=positive_number, default=1.0,
-                        help="inverse regularisation strength; smaller means a simpler model (default: 1.0)")
-    parser.add_argument("--random-state", type=non_negative_int, default=42,
-                        help="seed of the train/test split and the model (default: 42, the seed lesson's)")
-    parser.add_argument("--tracking-uri", default=None,
-                        help="tracking store when run on its own "
-                        "(default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db); "
-                        "ignored under `mlflow run`, which chooses the store")
-    parser.add_argument("--experiment-name", default=None,
-                        help="experiment when run on its own (default: mlops-bridge); ignored under `mlflow run`, "
-                        "whose --experiment-name chooses it")
+    parser.add_argument(
+        "--C",
+        type=positive_number,
+        default=1.0,
+        help="inverse regularisation strength; smaller means a simpler model (default: 1.0)",
+    )
+    parser.add_argument(
+        "--random-state",
+        type=non_negative_int,
+        default=42,
+        help="seed of the train/test split and the model (default: 42, the seed lesson's)",
+    )
+    parser.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="tracking store when run on its own "
+        "(default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db); "
+        "ignored under `mlflow run`, which chooses the store",
+    )
+    parser.add_argument(
+        "--experiment-name",
+        default=None,
+        help="experiment when run on its own (default: mlops-bridge); ignored under `mlflow run`, "
+        "whose --experiment-name chooses it",
+    )
     return parser
 
 
@@ -107,8 +121,9 @@ def main(argv: list[str] | None = None) -> int:
 
     project_run_id = os.environ.get("MLFLOW_RUN_ID")  # set by `mlflow run` for the command it starts
     if project_run_id:
-        check_recorded_params(project_run_id,
-                              {"max_iter": args.max_iter, "C": args.C, "random_state": args.random_state})
+        check_recorded_params(
+            project_run_id, {"max_iter": args.max_iter, "C": args.C, "random_state": args.random_state}
+        )
     else:
         tracking.setup_experiment(args.tracking_uri, args.experiment_name or tracking.DEFAULT_EXPERIMENT)
     result = tracking.train_and_log(

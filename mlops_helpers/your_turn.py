@@ -85,16 +85,20 @@ def check_data_validation(step: Callable[[dict], Any], split) -> bool:
     """Lesson 00: ``step(state)`` must raise ValueError when ``state["split"].X_train`` has a missing value, and let
     clean data through (returning normally)."""
     if is_placeholder(step):
-        return not_yet("write the body of data_validation(state): it should raise ValueError when the training "
-                       "rows have a missing measurement, and do nothing otherwise")
+        return not_yet(
+            "write the body of data_validation(state): it should raise ValueError when the training "
+            "rows have a missing measurement, and do nothing otherwise"
+        )
     if not callable(step):
         return not_yet(f"data_validation should be a function of the pipeline's state; it is {_described(step)}")
     clean = {"split": split}
     try:
         step(clean)
     except Exception as exc:  # noqa: BLE001 - what the student's step raised is the observation
-        return not_yet(f"your step stopped the clean iris data ({type(exc).__name__}: {exc}): it should only "
-                       "stop training rows with a missing value")
+        return not_yet(
+            f"your step stopped the clean iris data ({type(exc).__name__}: {exc}): it should only "
+            "stop training rows with a missing value"
+        )
     X_broken = split.X_train.copy()
     X_broken.iloc[3, 2] = np.nan
     broken = {"split": dataclasses.replace(split, X_train=X_broken)}
@@ -103,10 +107,14 @@ def check_data_validation(step: Callable[[dict], Any], split) -> bool:
     except ValueError:
         return passed("data_validation lets clean data through and stops a missing measurement before training")
     except Exception as exc:  # noqa: BLE001
-        return not_yet(f"your step raised {type(exc).__name__} on a missing value: raise ValueError (the pipeline's "
-                       "callers expect a ValueError for bad data)")
-    return not_yet("your step let through training rows (state['split'].X_train) with a missing measurement "
-                   "(NaN): which pandas method tells a missing value from a number?")
+        return not_yet(
+            f"your step raised {type(exc).__name__} on a missing value: raise ValueError (the pipeline's "
+            "callers expect a ValueError for bad data)"
+        )
+    return not_yet(
+        "your step let through training rows (state['split'].X_train) with a missing measurement "
+        "(NaN): which pandas method tells a missing value from a number?"
+    )
 
 
 # ------------------------------------------------------------------ lesson 01: a run logged by hand
@@ -122,8 +130,9 @@ def check_logged_run(run_id: Any, experiment_name: str, split, *, C: float, max_
     from sklearn.linear_model import LogisticRegression
 
     if is_placeholder(run_id):
-        return not_yet("replace ... with your code: start a run, fit the model, log C and val_accuracy, and keep "
-                       "the run's ID")
+        return not_yet(
+            "replace ... with your code: start a run, fit the model, log C and val_accuracy, and keep the run's ID"
+        )
     if not isinstance(run_id, str):
         return not_yet(f"keep the run's ID, a string (run.info.run_id); you have {_described(run_id)}")
     try:
@@ -134,12 +143,15 @@ def check_logged_run(run_id: Any, experiment_name: str, split, *, C: float, max_
     if experiment.name != experiment_name:
         return not_yet(f"your run is in the experiment {experiment.name!r}, not in this lesson's")
     if run.info.status != "FINISHED":
-        return not_yet(f"your run is {run.info.status}: a run started with `with mlflow.start_run() as ...:` ends "
-                       "(FINISHED) when the block does")
+        return not_yet(
+            f"your run is {run.info.status}: a run started with `with mlflow.start_run() as ...:` ends "
+            "(FINISHED) when the block does"
+        )
     params, metrics = run.data.params, run.data.metrics
     if "C" not in params:
-        return not_yet(f"your run has no parameter C (it has {sorted(params) or 'none'}): log the setting you "
-                       "trained with")
+        return not_yet(
+            f"your run has no parameter C (it has {sorted(params) or 'none'}): log the setting you trained with"
+        )
     try:
         logged_C = float(params["C"])
     except ValueError:
@@ -147,19 +159,24 @@ def check_logged_run(run_id: Any, experiment_name: str, split, *, C: float, max_
     if logged_C != C:
         return not_yet(f"your run logged C = {params['C']}; the task asks for another value")
     if "val_accuracy" not in metrics:
-        return not_yet(f"your run has no metric val_accuracy (it has {sorted(metrics) or 'none'}): log the score "
-                       "under that name")
+        return not_yet(
+            f"your run has no metric val_accuracy (it has {sorted(metrics) or 'none'}): log the score under that name"
+        )
     score = metrics["val_accuracy"]
     model = LogisticRegression(C=C, max_iter=max_iter).fit(split.X_train, split.y_train)
     val_accuracy, test_accuracy = model.score(split.X_val, split.y_val), model.score(split.X_test, split.y_test)
     if math.isclose(score, test_accuracy) and not math.isclose(score, val_accuracy):
         return not_yet("your val_accuracy is the score on the test rows: choices are made on the validation rows")
     if math.isclose(score, model.score(split.X_train, split.y_train)) and not math.isclose(score, val_accuracy):
-        return not_yet("your val_accuracy is the score on the rows the model was fitted on: score it on rows it "
-                       "has not seen, the validation rows")
+        return not_yet(
+            "your val_accuracy is the score on the rows the model was fitted on: score it on rows it "
+            "has not seen, the validation rows"
+        )
     if not math.isclose(score, val_accuracy, rel_tol=1e-9):
-        return not_yet(f"your val_accuracy ({score:.3f}) is not the score of LogisticRegression(C={C}) fitted on the "
-                       "training rows and scored on the validation rows: check the rows and the settings")
+        return not_yet(
+            f"your val_accuracy ({score:.3f}) is not the score of LogisticRegression(C={C}) fitted on the "
+            "training rows and scored on the validation rows: check the rows and the settings"
+        )
     return passed(f"run {run_id} logged C = {C} and val_accuracy = {score:.3f}")
 
 
@@ -173,13 +190,16 @@ def check_sweep_query(runs: Any, experiment_name: str, min_accuracy: float) -> b
     from mlflow import MlflowClient
 
     if is_placeholder(runs):
-        return not_yet("replace ... with a call to mlflow.search_runs(...) that keeps only the sweep's runs with a "
-                       f"validation accuracy of at least {min_accuracy}")
+        return not_yet(
+            "replace ... with a call to mlflow.search_runs(...) that keeps only the sweep's runs with a "
+            f"validation accuracy of at least {min_accuracy}"
+        )
     if isinstance(runs, list):
         return not_yet("you have a list: ask mlflow.search_runs for a pandas DataFrame (its default output_format)")
     if not isinstance(runs, pd.DataFrame) or "run_id" not in runs:
-        return not_yet(f"mlflow.search_runs returns a pandas DataFrame with a run_id column; you have "
-                       f"{_described(runs)}")
+        return not_yet(
+            f"mlflow.search_runs returns a pandas DataFrame with a run_id column; you have {_described(runs)}"
+        )
     client = MlflowClient()
     experiment = client.get_experiment_by_name(experiment_name)
     everything = client.search_runs([experiment.experiment_id]) if experiment else []
@@ -187,17 +207,25 @@ def check_sweep_query(runs: Any, experiment_name: str, min_accuracy: float) -> b
     wanted = {r.info.run_id for r in sweep if r.data.metrics.get("val_accuracy", -1) >= min_accuracy}
     got = list(runs["run_id"])
     if set(got) - {r.info.run_id for r in everything}:
-        return not_yet("your DataFrame holds runs of another experiment: name this lesson's experiment "
-                       "(experiment_names=[experiment_name])")
+        return not_yet(
+            "your DataFrame holds runs of another experiment: name this lesson's experiment "
+            "(experiment_names=[experiment_name])"
+        )
     if set(got) - {r.info.run_id for r in sweep}:
-        return not_yet("your DataFrame holds runs that are not part of the sweep (the seed's run, the MLflow 3 "
-                       "run, a run of your own): filter on the tag the sweep's runs carry")
+        return not_yet(
+            "your DataFrame holds runs that are not part of the sweep (the seed's run, the MLflow 3 "
+            "run, a run of your own): filter on the tag the sweep's runs carry"
+        )
     if set(got) - wanted:
-        return not_yet(f"your DataFrame holds sweep runs whose validation accuracy is below {min_accuracy}: add a "
-                       "condition on metrics.val_accuracy to the filter string")
+        return not_yet(
+            f"your DataFrame holds sweep runs whose validation accuracy is below {min_accuracy}: add a "
+            "condition on metrics.val_accuracy to the filter string"
+        )
     if wanted - set(got):
-        return not_yet(f"{len(wanted - set(got))} sweep run(s) with a validation accuracy of at least "
-                       f"{min_accuracy} are missing: is your condition >= or >? and does it name val_accuracy?")
+        return not_yet(
+            f"{len(wanted - set(got))} sweep run(s) with a validation accuracy of at least "
+            f"{min_accuracy} are missing: is your condition >= or >? and does it name val_accuracy?"
+        )
     accuracy = {r.info.run_id: r.data.metrics["val_accuracy"] for r in sweep}
     scores = [accuracy[run_id] for run_id in got]
     if scores != sorted(scores, reverse=True):
@@ -242,8 +270,9 @@ def check_project_command(command: Any, experiment_name: str, max_iter: int) -> 
     if f"max_iter={max_iter}" not in parameters:
         if any(p.startswith("max_iter=") for p in parameters):
             return not_yet(f"max_iter is passed, with another value than the task's {max_iter}")
-        return not_yet(f"pass max_iter={max_iter} as a project parameter (the option MLflow Projects use for "
-                       "parameters)")
+        return not_yet(
+            f"pass max_iter={max_iter} as a project parameter (the option MLflow Projects use for parameters)"
+        )
     return passed("that command reruns the project offline with your max_iter, in this lesson's experiment")
 
 
@@ -262,8 +291,10 @@ def check_alias(model_name: str, alias: str, expected_version: str | int, *, why
     except MlflowException as exc:
         return not_yet(f"the registry has no model {model_name!r} ({type(exc).__name__})")
     if alias not in aliases:
-        return not_yet(f"no version of {model_name!r} has the alias {alias!r} yet: the client call that sets an "
-                       "alias takes the model's name, the alias and a version")
+        return not_yet(
+            f"no version of {model_name!r} has the alias {alias!r} yet: the client call that sets an "
+            "alias takes the model's name, the alias and a version"
+        )
     on = str(aliases[alias])
     if on == str(expected_version):
         return passed(f"@{alias} is on version {on}: {why}")
@@ -282,8 +313,9 @@ def check_invocation(response: Any, expected_predictions, *, key: str, n_flowers
     import requests
 
     if is_placeholder(response):
-        return not_yet(f"replace ... with requests.post(...) to the server's /invocations, the flowers in the "
-                       f"{key!r} format")
+        return not_yet(
+            f"replace ... with requests.post(...) to the server's /invocations, the flowers in the {key!r} format"
+        )
     if not isinstance(response, requests.Response):
         return not_yet(f"keep what requests.post returns (a Response); you have {_described(response)}")
     if not response.request.url.endswith("/invocations"):
@@ -300,19 +332,26 @@ def check_invocation(response: Any, expected_predictions, *, key: str, n_flowers
         answer = None
     if response.status_code != 200:
         message = answer.get("message") if isinstance(answer, dict) else None
-        return not_yet(f"the server refused your request (HTTP {response.status_code}); its message says why: "
-                       f"{str(message or response.text)[:160]}")
+        return not_yet(
+            f"the server refused your request (HTTP {response.status_code}); its message says why: "
+            f"{str(message or response.text)[:160]}"
+        )
     if list(body) != [key]:
-        return not_yet(f"the server answered, but you sent the {', '.join(map(repr, body))} format: the task asks "
-                       f"for {key!r}")
+        return not_yet(
+            f"the server answered, but you sent the {', '.join(map(repr, body))} format: the task asks for {key!r}"
+        )
     predictions = answer.get("predictions") if isinstance(answer, dict) else None
     if not isinstance(predictions, list):
         return not_yet(f"the server's answer holds no list of predictions: {response.text[:160]}")
     if len(predictions) != n_flowers:
         return not_yet(f"you asked about {len(predictions)} flower(s); the task asks about {n_flowers}")
-    verdict, text = judge({"value": to_plain(predictions)},
-                          {"equals": to_plain(expected_predictions), "message": "the server answered for other "
-                           "flowers than the task's: take them from the test split, in order"})
+    verdict, text = judge(
+        {"value": to_plain(predictions)},
+        {
+            "equals": to_plain(expected_predictions),
+            "message": "the server answered for other flowers than the task's: take them from the test split, in order",
+        },
+    )
     return passed(f"HTTP 200 for the {key!r} format: {predictions}") if verdict else not_yet(text)
 
 
@@ -324,28 +363,35 @@ def check_psi(value: Any, expected: float, *, other_batch: float | None = None) 
     """Lesson 05: ``value`` must be the PSI the course computes (:func:`mlops_helpers.monitoring.psi`), within a
     relative 1e-6. ``other_batch`` is the PSI of the batch the task did not ask about (a common slip)."""
     if is_placeholder(value):
-        return not_yet("replace ... with your PSI: the shares of the reference and of the batch in each bin, "
-                       "then sum((c - r) * ln(c / r))")
+        return not_yet(
+            "replace ... with your PSI: the shares of the reference and of the batch in each bin, "
+            "then sum((c - r) * ln(c / r))"
+        )
     try:
         number = float(value)
     except (TypeError, ValueError):
         return not_yet(f"the PSI is one number; you have {_described(value)}")
     if math.isnan(number) or math.isinf(number):
-        return not_yet(f"your PSI is {number}: an empty bin gives ln(0) or a division by 0; floor each share at a "
-                       "small number (the course uses 1e-4) before taking the log")
+        return not_yet(
+            f"your PSI is {number}: an empty bin gives ln(0) or a division by 0; floor each share at a "
+            "small number (the course uses 1e-4) before taking the log"
+        )
     if number < 0:
-        return not_yet(f"your PSI is negative ({number:.3f}); every term (c - r) * ln(c / r) is >= 0: check that "
-                       "the same share is on both sides of each term")
+        return not_yet(
+            f"your PSI is negative ({number:.3f}); every term (c - r) * ln(c / r) is >= 0: check that "
+            "the same share is on both sides of each term"
+        )
     if other_batch is not None and math.isclose(number, other_batch, rel_tol=1e-6):
         return not_yet("that is the PSI of another batch: the task asks about the last batch of the traffic")
-    ok, text = judge({"value": number}, {"close_to": expected, "rel_tol": 1e-6,
-                                         "message": "not the course's PSI"})
+    ok, text = judge({"value": number}, {"close_to": expected, "rel_tol": 1e-6, "message": "not the course's PSI"})
     if ok:
         return passed(f"PSI = {number:.3f}, as mlops_helpers.monitoring.psi computes it")
     if number > 10 * expected > 0:
         return not_yet(f"{text}: far too large; are c and r shares (counts divided by the number of flowers)?")
-    return not_yet(f"{text}: the bins are the reference's deciles (edges given, outer ones open) and each share is "
-                   "a bin's count over all flowers of its sample")
+    return not_yet(
+        f"{text}: the bins are the reference's deciles (edges given, outer ones open) and each share is "
+        "a bin's count over all flowers of its sample"
+    )
 
 
 # ------------------------------------------------------------------ lesson 06: a gate check
@@ -356,8 +402,10 @@ def check_gate_check(gate: Callable[[float, float, float], Any]) -> bool:
     """Lesson 06: ``gate(accuracy, champion_accuracy, tolerance)`` must say whether a candidate is not worse than the
     champion by more than ``tolerance``: True/False, a tie and a candidate exactly ``tolerance`` below pass."""
     if is_placeholder(gate):
-        return not_yet("write the body of not_worse(accuracy, champion_accuracy, tolerance): return True when the "
-                       "candidate may replace the champion, False otherwise")
+        return not_yet(
+            "write the body of not_worse(accuracy, champion_accuracy, tolerance): return True when the "
+            "candidate may replace the champion, False otherwise"
+        )
     if not callable(gate):
         return not_yet(f"not_worse should be a function; it is {_described(gate)}")
     one = 1 / 28  # one of lesson 06's 28 validation flowers
@@ -365,9 +413,13 @@ def check_gate_check(gate: Callable[[float, float, float], Any]) -> bool:
         ((26 / 28, 25 / 28, one), True, "a candidate that is better than the champion was blocked"),
         ((25 / 28, 25 / 28, one), True, "a tie was blocked: an equally good candidate may pass"),
         # 24/28 >= 25/28 - 1/28 is False in floating point: the boundary needs a little slack
-        ((24 / 28, 25 / 28, one), True, "a candidate exactly one tolerance below the champion was blocked: 'at "
-                                        "most the tolerance below' includes the boundary, and accuracies are "
-                                        "floats (print 25/28 - 1/28 and 24/28), so compare with a little slack"),
+        (
+            (24 / 28, 25 / 28, one),
+            True,
+            "a candidate exactly one tolerance below the champion was blocked: 'at "
+            "most the tolerance below' includes the boundary, and accuracies are "
+            "floats (print 25/28 - 1/28 and 24/28), so compare with a little slack",
+        ),
         ((23 / 28, 25 / 28, one), False, "a candidate two flowers worse, with a tolerance of one, got through"),
         ((25 / 28, 25 / 28, 0.0), True, "with a tolerance of 0, a tie was blocked"),
         ((24 / 28, 25 / 28, 0.0), False, "with a tolerance of 0, a worse candidate got through"),

@@ -26,8 +26,10 @@ HIDDEN_TEST_LINES = [
     "assert len(squares(20)) == 20, 'squares(n) must return exactly n numbers'",
     "### END HIDDEN TESTS",
 ]
-HIDDEN_MESSAGES = ["squares(12) must end with 144: the range must include n itself",
-                   "squares(n) must return exactly n numbers"]
+HIDDEN_MESSAGES = [
+    "squares(12) must end with 144: the range must include n itself",
+    "squares(n) must return exactly n numbers",
+]
 
 
 def documented_scores() -> dict[str, float]:
@@ -63,16 +65,23 @@ def docs_course(dest: Path, *, hidden_tests: bool = False) -> Path:
 
 def nbgrader_cli(course: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run plain ``nbgrader ARGS`` in ``course`` (raises on a non-zero exit, with its output)."""
-    proc = subprocess.run([str(BIN / "nbgrader"), *args], cwd=course, env=env(), capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(
+        [str(BIN / "nbgrader"), *args], cwd=course, env=env(), capture_output=True, text=True, timeout=timeout
+    )
     assert proc.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
     return proc
 
 
 def autograder_cli(course: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     """Run ``python -m autograder ARGS`` in ``course`` and return the finished process (not checked)."""
-    return subprocess.run([sys.executable, "-m", "autograder", *args], cwd=course, env=env(), capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "autograder", *args],
+        cwd=course,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def gradebook_scores(course: Path, assignment: str = "ps1") -> dict[str, dict[str, float | None]]:
@@ -89,8 +98,10 @@ def gradebook_scores(course: Path, assignment: str = "ps1") -> dict[str, dict[st
 
 
 #: ``squares`` of the third student, ``partial``: passes ps1's visible asserts, fails the hidden one.
-PARTIAL_SQUARES = ("def squares(n):\n    if n < 1:\n        raise ValueError('n < 1')\n"
-                   "    return [i ** 2 for i in range(1, min(n, 11) + 1)]")
+PARTIAL_SQUARES = (
+    "def squares(n):\n    if n < 1:\n        raise ValueError('n < 1')\n"
+    "    return [i ** 2 for i in range(1, min(n, 11) + 1)]"
+)
 
 
 def generated_course(dest: Path) -> Path:

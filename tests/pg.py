@@ -37,11 +37,14 @@ class PostgresUnavailable(RuntimeError):
 
 def pg_bindir() -> Path:
     """The newest ``/usr/lib/postgresql/<version>/bin`` holding ``initdb`` and ``pg_ctl``."""
-    found = sorted((Path(p) for p in glob.glob(PG_GLOB) if (Path(p) / "initdb").exists()),
-                   key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0)
+    found = sorted(
+        (Path(p) for p in glob.glob(PG_GLOB) if (Path(p) / "initdb").exists()),
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+    )
     if not found:
-        raise PostgresUnavailable("no PostgreSQL server binaries in /usr/lib/postgresql/*/bin: "
-                                  "`apt-get install postgresql` (.ci/run does)")
+        raise PostgresUnavailable(
+            "no PostgreSQL server binaries in /usr/lib/postgresql/*/bin: `apt-get install postgresql` (.ci/run does)"
+        )
     return found[-1]
 
 
@@ -57,8 +60,9 @@ class PostgresCluster:
             try:
                 self._owner = pwd.getpwnam(SUPERUSER)
             except KeyError:
-                raise PostgresUnavailable("running as root needs the `postgres` account "
-                                          "(created by Debian's postgresql package)") from None
+                raise PostgresUnavailable(
+                    "running as root needs the `postgres` account (created by Debian's postgresql package)"
+                ) from None
         # Not under pytest's tmp_path: /tmp/pytest-of-root is 0700, the postgres user could not reach it.
         self.base = Path(tempfile.mkdtemp(prefix="mlops-pg-"))
         self.data = self.base / "data"
@@ -73,8 +77,9 @@ class PostgresCluster:
             command = ["runuser", "-u", SUPERUSER, "--", *command]
         proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=self.base)
         if proc.returncode != 0:
-            raise RuntimeError(f"{' '.join(command)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}\n"
-                               f"{self.log_tail()}")
+            raise RuntimeError(
+                f"{' '.join(command)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}\n{self.log_tail()}"
+            )
         return proc
 
     def log_tail(self, lines: int = 20) -> str:
@@ -89,12 +94,35 @@ class PostgresCluster:
             for path in (self.base, self.socket_dir, self.log):
                 os.chown(path, self._owner.pw_uid, self._owner.pw_gid)
         # trust: local-only throwaway cluster; --no-sync and fsync=off: nothing here must survive a crash.
-        self._run("initdb", "-D", str(self.data), "-U", SUPERUSER, "--auth=trust", "--encoding=UTF8",
-                  "--locale=C", "--no-sync")
-        options = (f"-p {self.port} -k {self.socket_dir} -h 127.0.0.1 -c fsync=off -c synchronous_commit=off "
-                   f"-c full_page_writes=off -c max_connections=100")
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w",
-                  "-t", str(int(self.start_timeout)), "start", timeout=self.start_timeout + 30)
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            SUPERUSER,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
+        )
+        options = (
+            f"-p {self.port} -k {self.socket_dir} -h 127.0.0.1 -c fsync=off -c synchronous_commit=off "
+            f"-c full_page_writes=off -c max_connections=100"
+        )
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            str(int(self.start_timeout)),
+            "start",
+            timeout=self.start_timeout + 30,
+        )
         self.started = True
         return self
 

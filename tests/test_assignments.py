@@ -33,18 +33,25 @@ MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN T
 # What the partially correct submission does, per assignment: which answer cells it gets right, and for the
 # others what it submits (None: leave the released cell as it is).
 PARTIAL = {
-    "practice_questions": {"right": {"q1", "q2", "q3", "q4", "q5"},
-                           "wrong": {"q6": "A", "q7": "A", "q8": "C", "q9": "A", "q10": "B"},
-                           # a test cell deleted by the student: nbgrader must put it back and still score it
-                           # (OverwriteCells.add_missing_cells in nbgrader_config.py)
-                           "deleted": {"q2_check"}},
+    "practice_questions": {
+        "right": {"q1", "q2", "q3", "q4", "q5"},
+        "wrong": {"q6": "A", "q7": "A", "q8": "C", "q9": "A", "q10": "B"},
+        # a test cell deleted by the student: nbgrader must put it back and still score it
+        # (OverwriteCells.add_missing_cells in nbgrader_config.py)
+        "deleted": {"q2_check"},
+    },
     # exercise 7 repaired minimally (`or` -> `and`): its main rules hold, its boundaries do not: 1 point of 2
-    "fix_the_pipeline": {"right": {"ex1", "ex3", "ex5"}, "wrong": {},
-                         "code": {"ex7_answer": "def should_promote(candidate_accuracy, champion_accuracy, "
-                                                "min_accuracy=0.9):\n    return candidate_accuracy > min_accuracy "
-                                                "and candidate_accuracy > champion_accuracy"},
-                         "scores": {"ex7_tests": 1.0},
-                         "deleted": {"ex5_tests"}},
+    "fix_the_pipeline": {
+        "right": {"ex1", "ex3", "ex5"},
+        "wrong": {},
+        "code": {
+            "ex7_answer": "def should_promote(candidate_accuracy, champion_accuracy, "
+            "min_accuracy=0.9):\n    return candidate_accuracy > min_accuracy "
+            "and candidate_accuracy > champion_accuracy"
+        },
+        "scores": {"ex7_tests": 1.0},
+        "deleted": {"ex5_tests"},
+    },
 }
 STUDENTS = ("untouched", "solution", "partial")
 
@@ -129,16 +136,21 @@ def make_submission(root: Path, assignment: str, student: str) -> Path:
 def grade_cells(root: Path, assignment: str) -> dict[str, float]:
     """grade_id -> points of every autograded test cell of the source notebook."""
     cells = read(source_notebook(root, assignment)).cells
-    return {nbgrader_meta(c)["grade_id"]: float(nbgrader_meta(c)["points"]) for c in cells
-            if nbgrader_meta(c).get("grade") and c.cell_type == "code"}
+    return {
+        nbgrader_meta(c)["grade_id"]: float(nbgrader_meta(c)["points"])
+        for c in cells
+        if nbgrader_meta(c).get("grade") and c.cell_type == "code"
+    }
 
 
 def expected_partial_cells(root: Path, assignment: str) -> dict[str, float]:
     """grade_id -> the points the partial submission must get: full marks on the items it gets right, the planned
     score on the cells listed in its plan's "scores", 0 elsewhere."""
     plan = PARTIAL[assignment]
-    return {gid: p if item(gid) in plan["right"] else plan.get("scores", {}).get(gid, 0.0)
-            for gid, p in grade_cells(root, assignment).items()}
+    return {
+        gid: p if item(gid) in plan["right"] else plan.get("scores", {}).get(gid, 0.0)
+        for gid, p in grade_cells(root, assignment).items()
+    }
 
 
 def expected_partial(root: Path, assignment: str) -> float:
@@ -178,10 +190,13 @@ def api(course_copy):
     return course.make_api(course_copy)
 
 
-@pytest.fixture(scope="module", params=[
-    "practice_questions",
-    pytest.param("fix_the_pipeline", marks=pytest.mark.full),
-])
+@pytest.fixture(
+    scope="module",
+    params=[
+        "practice_questions",
+        pytest.param("fix_the_pipeline", marks=pytest.mark.full),
+    ],
+)
 def graded(request, course_copy, api):
     """One assignment, its three submissions autograded by nbgrader (once): scores per student and per cell."""
     assignment = request.param
@@ -195,8 +210,12 @@ def graded(request, course_copy, api):
         for student in STUDENTS:
             submission = gb.find_submission(assignment, student)
             scores[student] = (submission.score, submission.max_score)
-            cells[student] = {g.name: (g.score, g.max_score) for nb in submission.notebooks for g in nb.grades
-                              if g.cell.cell_type == "code"}
+            cells[student] = {
+                g.name: (g.score, g.max_score)
+                for nb in submission.notebooks
+                for g in nb.grades
+                if g.cell.cell_type == "code"
+            }
     return {"assignment": assignment, "root": root, "scores": scores, "cells": cells}
 
 
@@ -226,13 +245,17 @@ def test_source_notebooks_are_well_formed(assignment):
         assert len(ids) == len(set(ids)), f"{path.name}: duplicated grade_id"
         assert nb.metadata.kernelspec.name == "python3"
         answers = {item(nbgrader_meta(c)["grade_id"]) for c in nb.cells if nbgrader_meta(c).get("solution")}
-        tests = {item(nbgrader_meta(c)["grade_id"]) for c in nb.cells
-                 if nbgrader_meta(c).get("grade") and c.cell_type == "code"}
+        tests = {
+            item(nbgrader_meta(c)["grade_id"])
+            for c in nb.cells
+            if nbgrader_meta(c).get("grade") and c.cell_type == "code"
+        }
         assert answers == tests, "every answer cell has its own test cell"
         for cell in nb.cells:
             if nbgrader_meta(cell).get("grade") and cell.cell_type == "code":
-                assert nbgrader_meta(cell)["locked"] and "BEGIN HIDDEN TESTS" in cell.source, \
+                assert nbgrader_meta(cell)["locked"] and "BEGIN HIDDEN TESTS" in cell.source, (
                     f"{nbgrader_meta(cell)['grade_id']}: a test cell is read-only and has hidden tests"
+                )
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
@@ -318,8 +341,13 @@ def test_feedback_explains_every_lost_point(graded, api):
     (page,) = (root / "feedback" / "partial" / assignment).glob("*.html")
     text = visible_text(page.read_text())
     (autograded,) = course.notebook_paths(root, "autograded", assignment, student="partial")
-    lost = [c for c in read(autograded).cells if nbgrader_meta(c).get("grade") and c.cell_type == "code"
-            and graded["cells"]["partial"][nbgrader_meta(c)["grade_id"]][0] == 0]
+    lost = [
+        c
+        for c in read(autograded).cells
+        if nbgrader_meta(c).get("grade")
+        and c.cell_type == "code"
+        and graded["cells"]["partial"][nbgrader_meta(c)["grade_id"]][0] == 0
+    ]
     assert len(lost) == sum(p == 0 for p in expected_partial_cells(root, assignment).values())
     for cell in lost:
         errors = [o for o in cell.outputs if o.output_type == "error"]
@@ -479,20 +507,26 @@ def lesson_04_payloads() -> dict[str, str]:
         if cell.cell_type != "code" or "payloads" not in cell.source:
             continue
         for node in ast.walk(ast.parse(cell.source)):
-            if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict)
-                    and any(isinstance(t, ast.Name) and t.id == "payloads" for t in node.targets)):
+            if (
+                isinstance(node, ast.Assign)
+                and isinstance(node.value, ast.Dict)
+                and any(isinstance(t, ast.Name) and t.id == "payloads" for t in node.targets)
+            ):
                 pairs = zip(node.value.keys, node.value.values, strict=True)
                 return {ast.literal_eval(k): ast.unparse(v) for k, v in pairs}
-    raise AssertionError("lesson 04 no longer has its `payloads = {...}` table of accepted formats: "
-                         "update lesson_04_payloads()")
+    raise AssertionError(
+        "lesson 04 no longer has its `payloads = {...}` table of accepted formats: update lesson_04_payloads()"
+    )
 
 
 def payload_builder(expression: str, *, reorder: bool) -> str:
     """build_payload(batch) as a student writes it from lesson 04's code (``two`` is a batch in the signature's
     column order there: ``reorder`` puts the batch in that order first, as a careful student does)."""
     batch = f"batch[{SIGNATURE_COLUMNS!r}]" if reorder else "batch"
-    return (f"FEATURE_NAMES = {SIGNATURE_COLUMNS!r}\n"
-            f"def build_payload(batch):\n    two = {batch}\n    return {expression}\n")
+    return (
+        f"FEATURE_NAMES = {SIGNATURE_COLUMNS!r}\n"
+        f"def build_payload(batch):\n    two = {batch}\n    return {expression}\n"
+    )
 
 
 def test_lesson_04_shows_the_four_json_formats():
@@ -506,12 +540,16 @@ def test_ex4_accepts_every_payload_lesson_04_shows_answered(fix_setup, fix_cells
     assert run_test_cell(fix_setup, fix_cells, payload_builder(payloads[key], reorder=True), "ex4_tests") is None
 
 
-@pytest.mark.parametrize("answer", [
-    'def build_payload(batch):\n    return {"dataframe_split": batch.to_dict(orient="split")}',
-    'def build_payload(batch):\n    return {"dataframe_records": batch.to_dict(orient="records")}',
-    'def build_payload(batch):\n    return {"instances": batch.to_dict(orient="records")}',
-    'def build_payload(batch):\n    return {"inputs": batch.to_dict(orient="list")}',
-], ids=["split", "records", "instances", "inputs"])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        'def build_payload(batch):\n    return {"dataframe_split": batch.to_dict(orient="split")}',
+        'def build_payload(batch):\n    return {"dataframe_records": batch.to_dict(orient="records")}',
+        'def build_payload(batch):\n    return {"instances": batch.to_dict(orient="records")}',
+        'def build_payload(batch):\n    return {"inputs": batch.to_dict(orient="list")}',
+    ],
+    ids=["split", "records", "instances", "inputs"],
+)
 def test_ex4_accepts_each_format_built_with_the_batchs_own_columns(fix_setup, fix_cells, answer):
     assert run_test_cell(fix_setup, fix_cells, answer, "ex4_tests") is None
 
@@ -524,17 +562,26 @@ def test_ex4_names_the_column_order_rule_in_a_visible_test(fix_setup, fix_cells)
     assert message and "columns in another order" in message and "under its own column name" in message, message
 
 
-@pytest.mark.parametrize("answer, expected", [
-    (None, ["HTTP 400", "scoring protocol has changed"]),  # the released stub: the MLflow 1 body
-    ("def build_payload(batch):\n    return batch.values.tolist()", ["HTTP 400", "Received a list"]),
-    ("def build_payload(batch):\n    return None", ["HTTP 400", "unexpected input type"]),
-    ('def build_payload(batch):\n    return {"inputs": batch.values.tolist()}', ["HTTP 400", "missing inputs"]),
-    ('def build_payload(batch):\n'
-     '    return {"dataframe_split": {"columns": list(batch.columns), "data": batch.values}}',
-     ["cannot be sent as JSON", ".tolist()"]),
-    ('def build_payload(batch):\n    return {"inputs": batch.to_dict(orient="list"), '
-     '"instances": batch.to_dict(orient="records")}', ["HTTP 400", "exactly one of the input fields"]),
-], ids=["mlflow1-stub", "bare-list", "none", "unnamed-rows", "ndarray", "two-format-keys"])
+@pytest.mark.parametrize(
+    "answer, expected",
+    [
+        (None, ["HTTP 400", "scoring protocol has changed"]),  # the released stub: the MLflow 1 body
+        ("def build_payload(batch):\n    return batch.values.tolist()", ["HTTP 400", "Received a list"]),
+        ("def build_payload(batch):\n    return None", ["HTTP 400", "unexpected input type"]),
+        ('def build_payload(batch):\n    return {"inputs": batch.values.tolist()}', ["HTTP 400", "missing inputs"]),
+        (
+            "def build_payload(batch):\n"
+            '    return {"dataframe_split": {"columns": list(batch.columns), "data": batch.values}}',
+            ["cannot be sent as JSON", ".tolist()"],
+        ),
+        (
+            'def build_payload(batch):\n    return {"inputs": batch.to_dict(orient="list"), '
+            '"instances": batch.to_dict(orient="records")}',
+            ["HTTP 400", "exactly one of the input fields"],
+        ),
+    ],
+    ids=["mlflow1-stub", "bare-list", "none", "unnamed-rows", "ndarray", "two-format-keys"],
+)
 def test_ex4_refuses_what_the_server_refuses_with_a_message(fix_setup, fix_cells, answer, expected):
     if answer is None:
         answer = stub_code(fix_cells["ex4_answer"])
@@ -559,13 +606,15 @@ def test_ex4_judge_agrees_with_the_real_scoring_server(fix_setup, fix_cells, tmp
 
     X, y = fix_setup["X"], fix_setup["y"]
     model = LogisticRegression(max_iter=200).fit(X, y)
-    mlflow.sklearn.save_model(model, tmp_path / "model", signature=infer_signature(X, model.predict(X)),
-                              pip_requirements=["scikit-learn"])
+    mlflow.sklearn.save_model(
+        model, tmp_path / "model", signature=infer_signature(X, model.predict(X)), pip_requirements=["scikit-learn"]
+    )
     client = TestClient(scoring_server.init(mlflow.pyfunc.load_model(str(tmp_path / "model"))))
     builders = {f"lesson 04 {key}": payload_builder(expr, reorder=True) for key, expr in lesson_04_payloads().items()}
     builders |= {
-        "mlflow1": ('def build_payload(batch):\n'
-                    '    return {"columns": list(batch.columns), "data": batch.values.tolist()}'),
+        "mlflow1": (
+            'def build_payload(batch):\n    return {"columns": list(batch.columns), "data": batch.values.tolist()}'
+        ),
         "bare list": "def build_payload(batch):\n    return batch.values.tolist()",
         "unnamed rows": 'def build_payload(batch):\n    return {"instances": batch.values.tolist()}',
         "records": 'def build_payload(batch):\n    return {"dataframe_records": batch.to_dict(orient="records")}',
@@ -574,8 +623,11 @@ def test_ex4_judge_agrees_with_the_real_scoring_server(fix_setup, fix_cells, tmp
     for name, answer in builders.items():
         namespace: dict = {}
         exec(answer, namespace)
-        reply = client.post("/invocations", content=json.dumps(namespace["build_payload"](batch)),
-                            headers={"Content-Type": "application/json"})
+        reply = client.post(
+            "/invocations",
+            content=json.dumps(namespace["build_payload"](batch)),
+            headers={"Content-Type": "application/json"},
+        )
         assert reply.status_code in (200, 400), (name, reply.status_code, reply.text[:300])
         message = run_test_cell(fix_setup, fix_cells, answer, "ex4_tests", visible_only=True)
         if reply.status_code == 200:
@@ -590,14 +642,18 @@ EX7_REPAIRS = {  # plausible repairs of the promotion gate
     "released stub": "candidate_accuracy > min_accuracy or candidate_accuracy > champion_accuracy",
     "minimal: or -> and": "candidate_accuracy > min_accuracy and candidate_accuracy > champion_accuracy",
     "inclusive, no None": "candidate_accuracy >= min_accuracy and candidate_accuracy >= champion_accuracy",
-    "None handled, strict": ("candidate_accuracy > min_accuracy and "
-                             "(champion_accuracy is None or candidate_accuracy > champion_accuracy)"),
-    "minimum hard-coded": ("candidate_accuracy >= 0.9 and "
-                           "(champion_accuracy is None or candidate_accuracy >= champion_accuracy)"),
-    "None handled, champion tie strict": ("candidate_accuracy >= min_accuracy and "
-                                          "(champion_accuracy is None or candidate_accuracy > champion_accuracy)"),
-    "correct": ("candidate_accuracy >= min_accuracy and "
-                "(champion_accuracy is None or candidate_accuracy >= champion_accuracy)"),
+    "None handled, strict": (
+        "candidate_accuracy > min_accuracy and (champion_accuracy is None or candidate_accuracy > champion_accuracy)"
+    ),
+    "minimum hard-coded": (
+        "candidate_accuracy >= 0.9 and (champion_accuracy is None or candidate_accuracy >= champion_accuracy)"
+    ),
+    "None handled, champion tie strict": (
+        "candidate_accuracy >= min_accuracy and (champion_accuracy is None or candidate_accuracy > champion_accuracy)"
+    ),
+    "correct": (
+        "candidate_accuracy >= min_accuracy and (champion_accuracy is None or candidate_accuracy >= champion_accuracy)"
+    ),
 }
 
 
@@ -614,13 +670,16 @@ def test_ex7_a_repair_that_passes_the_visible_tests_passes_the_hidden_ones(fix_s
     assert (graded == [None, None]) is (repair == "correct"), (repair, graded)
 
 
-@pytest.mark.parametrize("repair, main, edges", [
-    ("released stub", "worse than the champion", "TypeError"),
-    ("minimal: or -> and", None, "exactly at min_accuracy"),
-    ("None handled, champion tie strict", None, "as good as the champion"),
-    ("inclusive, no None", None, "TypeError"),
-    ("minimum hard-coded", "min_accuracy passed in", None),
-])
+@pytest.mark.parametrize(
+    "repair, main, edges",
+    [
+        ("released stub", "worse than the champion", "TypeError"),
+        ("minimal: or -> and", None, "exactly at min_accuracy"),
+        ("None handled, champion tie strict", None, "as good as the champion"),
+        ("inclusive, no None", None, "TypeError"),
+        ("minimum hard-coded", "min_accuracy passed in", None),
+    ],
+)
 def test_ex7_scores_the_main_rules_and_the_boundaries_apart(fix_setup, fix_cells, repair, main, edges):
     """1 point for the main rules, 1 for the boundaries, and the visible message names the rule that is broken."""
     answer = EX7_HEAD + EX7_REPAIRS[repair]
@@ -684,15 +743,17 @@ def test_fix_the_pipeline_hidden_tests_are_check_cells(fix_cells):
         if grade_id in FIX_THE_PIPELINE_ASSERT_CELLS:
             assert cell is None, f"{grade_id} is a check cell now: take it off FIX_THE_PIPELINE_ASSERT_CELLS"
             continue
-        assert cell is not None, (f"{grade_id}: its hidden region is not only check('<expression>', "
-                                  "<property>=<literal>, message=...) calls")
+        assert cell is not None, (
+            f"{grade_id}: its hidden region is not only check('<expression>', <property>=<literal>, message=...) calls"
+        )
         # plain nbgrader runs the hidden checks as Python in the kernel: the visible part imports check
         assert CHECK_IMPORT in cell.visible_source.split("\n"), grade_id
         for check in cell.checks:
             message = check.spec.get("message") or ""
             assert len(message) > 20, (grade_id, check.expression)  # what the student reads: a real explanation
             assert not any(distinctive(v) and squeezed(repr(v)) in squeezed(message) for v in check_answers(check)), (
-                f"{grade_id}: the message of {check.expression!r} gives the answer away")
+                f"{grade_id}: the message of {check.expression!r} gives the answer away"
+            )
 
 
 def test_fix_the_pipeline_checks_find_their_helpers_after_a_failed_visible_test(fix_cells):

@@ -35,13 +35,19 @@ def test_actionlint_accepts_the_course_workflow(actionlint):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("break_it, complaint", [
-    (lambda text: text.replace("    runs-on: ubuntu-24.04\n", ""), r'"runs-on" section is missing'),
-    (lambda text: text.replace("make ${{ matrix.target }}\n", "make ${{ matrix.targets }}\n"),
-     r'property "targets" is not defined'),
-    (lambda text: text.replace("actions/checkout@v5", "actions/checkout@v2"), r"checkout@v2.* is retired"),
-    (lambda text: text.replace("  pull_request:\n", "  pull-request:\n"), r'unknown Webhook event "pull-request"'),
-], ids=["no runs-on", "undefined matrix property", "outdated action", "unknown event"])
+@pytest.mark.parametrize(
+    "break_it, complaint",
+    [
+        (lambda text: text.replace("    runs-on: ubuntu-24.04\n", ""), r'"runs-on" section is missing'),
+        (
+            lambda text: text.replace("make ${{ matrix.target }}\n", "make ${{ matrix.targets }}\n"),
+            r'property "targets" is not defined',
+        ),
+        (lambda text: text.replace("actions/checkout@v5", "actions/checkout@v2"), r"checkout@v2.* is retired"),
+        (lambda text: text.replace("  pull_request:\n", "  pull-request:\n"), r'unknown Webhook event "pull-request"'),
+    ],
+    ids=["no runs-on", "undefined matrix property", "outdated action", "unknown event"],
+)
 def test_actionlint_rejects_a_broken_workflow(actionlint, tmp_path, break_it, complaint):
     text = WORKFLOW.read_text()
     broken = break_it(text)
@@ -57,8 +63,12 @@ def _apt_packages(text: str) -> set[str]:
     """Every Debian package an ``apt-get install`` line of a script names (options and redirections left out)."""
     lines = [line for line in text.splitlines() if "apt-get install" in line and not line.lstrip().startswith("#")]
     assert lines, "no apt-get install line"
-    return {word for line in lines for word in line.split("apt-get install", 1)[1].split()
-            if not word.startswith(("-", ">"))}
+    return {
+        word
+        for line in lines
+        for word in line.split("apt-get install", 1)[1].split()
+        if not word.startswith(("-", ">"))
+    }
 
 
 def test_the_workflow_does_what_ci_run_does():
@@ -78,7 +88,6 @@ def test_the_lock_keeps_actionlints_platform_marker():
     """uv pip compile drops markers: a lock regenerated without it would break make setup where no wheel exists."""
     dev = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["dev"]
     [declared] = [r for r in dev if r.startswith("actionlint")]
-    [locked] = [line for line in (ROOT / "requirements.lock").read_text().splitlines()
-                if line.startswith("actionlint")]
+    [locked] = [line for line in (ROOT / "requirements.lock").read_text().splitlines() if line.startswith("actionlint")]
     marker = declared.split(";", 1)[1].strip()
     assert locked.split(";", 1)[1].strip() == marker

@@ -53,8 +53,12 @@ def test_gradebook_equals_plain_nbgrader_autograde(by_engine, by_nbgrader):
 
     def flags(course):
         with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-            return {(s.student_id, nb.name, g.name): (g.needs_manual_grade, str(s.timestamp))
-                    for s in gb.find_assignment("ps1").submissions for nb in s.notebooks for g in nb.grades}
+            return {
+                (s.student_id, nb.name, g.name): (g.needs_manual_grade, str(s.timestamp))
+                for s in gb.find_assignment("ps1").submissions
+                for nb in s.notebooks
+                for g in nb.grades
+            }
 
     assert flags(by_engine[0]) == flags(by_nbgrader)  # same "needs manual grade" flags, same timestamps
 
@@ -76,7 +80,8 @@ def test_nbgrader_export_and_formgrader_work_on_the_result(by_engine):
     api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
     subs = {s["student"]: s for s in api.get_submissions("ps1")}
     assert {s: (subs[s]["autograded"], subs[s]["score"]) for s in documented_scores()} == {
-        s: (True, score) for s, score in documented_scores().items()}
+        s: (True, score) for s, score in documented_scores().items()
+    }
 
 
 @pytest.mark.full
@@ -86,9 +91,11 @@ def test_dask_local_cluster_grades_the_same(generated, by_nbgrader, tmp_path_fac
     from autograder.grade import grade_assignment
 
     course = _copy(generated, tmp_path_factory, "dask")
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                      host="127.0.0.1") as cluster:
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+    ) as cluster:
         results = grade_assignment("ps1", root=course, scheduler=cluster, sandbox=True, progress=False)
     assert {r.student_id: (r.status, r.score) for r in results if r.student_id in documented_scores()} == {
-        s: ("ok", score) for s, score in documented_scores().items()}
+        s: ("ok", score) for s, score in documented_scores().items()
+    }
     assert gradebook_scores(course) == gradebook_scores(by_nbgrader)

@@ -51,8 +51,11 @@ def test_local_engine_runs_every_job_and_isolates_failures():
     assert isinstance(crash.error, WorkerCrashed) and crash.result is None
     assert os.getpid() not in pids  # the jobs ran in worker processes, not here
     # the pool's workers are gone once the engine is closed (multiprocessing's forkserver and resource tracker stay)
-    leftover = [p for p in psutil.Process().children(recursive=True)
-                if p.pid not in before and "from multiprocessing." not in " ".join(p.cmdline())]
+    leftover = [
+        p
+        for p in psutil.Process().children(recursive=True)
+        if p.pid not in before and "from multiprocessing." not in " ".join(p.cmdline())
+    ]
     assert leftover == []
 
 
@@ -85,8 +88,12 @@ def test_dask_engine_on_a_local_cluster():
     # up to distributed.scheduler.allowed-failures times, then KilledWorker becomes that job's error); on this
     # loaded 2-core machine a restart storm can take minutes, so only the raising and hanging jobs are exercised.
     jobs = [job for job in JOBS if job[0] != "crash"] + [("hang", 600)]
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                      host="127.0.0.1") as cluster, DaskEngine(cluster, job_timeout=8) as engine:
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+        ) as cluster,
+        DaskEngine(cluster, job_timeout=8) as engine,
+    ):
         started = time.monotonic()
         outcomes = list(engine.map(work, jobs))
         waited = time.monotonic() - started

@@ -52,8 +52,10 @@ def feedback(graded):
 
 def test_hidden_regions_split():
     source = "assert f(1) == 1\n### BEGIN HIDDEN TESTS\nassert f(2) == 4\n### END HIDDEN TESTS\nprint('ok')"
-    assert hidden_regions(source) == ("assert f(1) == 1\nprint('ok')",
-                                      ["### BEGIN HIDDEN TESTS", "assert f(2) == 4", "### END HIDDEN TESTS"])
+    assert hidden_regions(source) == (
+        "assert f(1) == 1\nprint('ok')",
+        ["### BEGIN HIDDEN TESTS", "assert f(2) == 4", "### END HIDDEN TESTS"],
+    )
 
 
 @pytest.mark.sandbox

@@ -71,9 +71,12 @@ def test_check_cells_keep_the_outputs_and_have_nothing_to_leak(tmp_path, grading
     nb = json.loads(source.read_text())
     for cell in nb["cells"]:
         if cell["metadata"].get("nbgrader", {}).get("grade_id") == "correct_squares":
-            cell["source"] = ("from mlops_helpers.checks import check\n" + "".join(cell["source"]).rstrip("\n")
-                              + "\n### BEGIN HIDDEN TESTS\ncheck('squares(12)[-1]', equals=144, "
-                              "message='the range must include n itself')\n### END HIDDEN TESTS")
+            cell["source"] = (
+                "from mlops_helpers.checks import check\n"
+                + "".join(cell["source"]).rstrip("\n")
+                + "\n### BEGIN HIDDEN TESTS\ncheck('squares(12)[-1]', equals=144, "
+                "message='the range must include n itself')\n### END HIDDEN TESTS"
+            )
     source.write_text(json.dumps(nb, indent=1))
     nbgrader_cli(course, "generate_assignment", "ps1")
     shutil.copytree(course / "submitted" / "hacker", course / "submitted" / "leaker")

@@ -71,8 +71,15 @@ def test_bad_candidate_is_blocked_before_any_server_starts(tracking_uri):
     shuffled = split.y_train.sample(frac=1.0, random_state=0).set_axis(split.y_train.index)
     corrupted = dataclasses.replace(split, y_train=shuffled)
     candidate = tracking.train_and_log(corrupted)
-    report = gates.evaluate_candidate(candidate.model_uri, corrupted.X_train, corrupted.y_train, split.X_val,
-                                      split.y_val, champion_uri=champion.model_uri, min_accuracy=0.9)
+    report = gates.evaluate_candidate(
+        candidate.model_uri,
+        corrupted.X_train,
+        corrupted.y_train,
+        split.X_val,
+        split.y_val,
+        champion_uri=champion.model_uri,
+        min_accuracy=0.9,
+    )
     assert not report.passed
     assert report.failed == ["holdout accuracy", "not worse than champion", "endpoint smoke test"]
     assert "not run" in report.checks[-1].detail
@@ -84,10 +91,18 @@ def test_good_candidate_passes_every_gate_including_a_real_endpoint(tracking_uri
     split = split_iris_validation(42)
     champion = tracking.train_and_log(split)
     candidate = tracking.train_and_log(split, C=0.5)  # one validation flower worse than the champion
-    report = gates.evaluate_candidate(candidate.model_uri, split.X_train, split.y_train, split.X_val, split.y_val,
-                                      champion_uri=champion.model_uri, min_accuracy=0.9,
-                                      tolerance=gates.flowers(1, len(split.y_val)), port=port,
-                                      tracking_uri=tracking_uri)
+    report = gates.evaluate_candidate(
+        candidate.model_uri,
+        split.X_train,
+        split.y_train,
+        split.X_val,
+        split.y_val,
+        champion_uri=champion.model_uri,
+        min_accuracy=0.9,
+        tolerance=gates.flowers(1, len(split.y_val)),
+        port=port,
+        tracking_uri=tracking_uri,
+    )
     assert report.passed, str(report)
     assert "0.929 vs champion 0.964 (tolerance 0.036)" in str(report)
     assert [c.name for c in report.checks][-1] == "endpoint smoke test"

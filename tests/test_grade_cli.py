@@ -22,16 +22,35 @@ import pytest
 from nbgrader_course import autograder_cli, env, nbgrader_cli
 from regression.submissions import ASSIGNMENT, MAX_SCORE, NOTEBOOK, build_source, build_submissions, loopback_listener
 
-LIMIT_FLAGS = ["--cell-timeout", "10", "--timeout", "90", "--memory", "1024", "--max-processes", "128",
-               "--max-output", "200000"]
+LIMIT_FLAGS = [
+    "--cell-timeout",
+    "10",
+    "--timeout",
+    "90",
+    "--memory",
+    "1024",
+    "--max-processes",
+    "128",
+    "--max-output",
+    "200000",
+]
 
 
 def _definition_rows(db: Path) -> dict[str, list]:
     """The instructor's assignment definition as stored in the gradebook (cells, sources, points, checksums)."""
     with sqlite3.connect(db) as con:
-        return {table: sorted(map(repr, con.execute(f"SELECT * FROM {table}").fetchall()))
-                for table in ("base_cell", "source_cell", "grade_cells", "solution_cells", "task_cells", "notebook",
-                              "assignment")}
+        return {
+            table: sorted(map(repr, con.execute(f"SELECT * FROM {table}").fetchall()))
+            for table in (
+                "base_cell",
+                "source_cell",
+                "grade_cells",
+                "solution_cells",
+                "task_cells",
+                "notebook",
+                "assignment",
+            )
+        }
 
 
 def _tagged_processes(tag: str) -> list[str]:
@@ -71,10 +90,23 @@ def regression_course(tmp_path_factory, grading_sandbox):
         other_work = (course / "submitted" / "other" / ASSIGNMENT / f"{NOTEBOOK}.ipynb").read_bytes()
         tag = f"AUTOGRADER_TEST_{uuid.uuid4().hex}"
         run_env = {**env(), tag: "1"}
-        proc = subprocess.run([sys.executable, "-m", "autograder", "grade", ASSIGNMENT, "--json", "--workers", "2",
-                               *LIMIT_FLAGS], cwd=course, env=run_env, capture_output=True, text=True, timeout=900)
-    return {"course": course, "cases": cases, "proc": proc, "connections": connections, "tag": tag,
-            "definition_before": definition_before, "other_work": other_work}
+        proc = subprocess.run(
+            [sys.executable, "-m", "autograder", "grade", ASSIGNMENT, "--json", "--workers", "2", *LIMIT_FLAGS],
+            cwd=course,
+            env=run_env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+    return {
+        "course": course,
+        "cases": cases,
+        "proc": proc,
+        "connections": connections,
+        "tag": tag,
+        "definition_before": definition_before,
+        "other_work": other_work,
+    }
 
 
 @pytest.mark.sandbox
@@ -86,8 +118,11 @@ def test_every_submission_gets_its_expected_status_and_score(regression_course):
     for row in rows.values():
         assert set(row) == {"student_id", "status", "score", "max_score", "reason"}
         assert row["max_score"] == MAX_SCORE
-    wrong = {s: (rows[s]["status"], rows[s]["score"], rows[s]["reason"]) for s, case in cases.items()
-             if (rows[s]["status"], rows[s]["score"]) != (case.status, case.score)}
+    wrong = {
+        s: (rows[s]["status"], rows[s]["score"], rows[s]["reason"])
+        for s, case in cases.items()
+        if (rows[s]["status"], rows[s]["score"]) != (case.status, case.score)
+    }
     assert wrong == {}
     assert (rows["other"]["status"], rows["other"]["score"]) == ("ok", MAX_SCORE)  # its grade is right
     assert (rows["ghost"]["status"], rows["ghost"]["score"]) == ("missing", 0.0)
@@ -124,8 +159,9 @@ def test_gradebook_written_by_the_grader_only(regression_course):
     # autograded notebooks written by the grader; the other student's submission untouched
     assert (course / "autograded" / "perfect" / ASSIGNMENT / f"{NOTEBOOK}.ipynb").is_file()
     assert not (course / "autograded" / "ghost").exists()
-    assert (course / "submitted" / "other" / ASSIGNMENT / f"{NOTEBOOK}.ipynb").read_bytes() == \
-        regression_course["other_work"]
+    assert (course / "submitted" / "other" / ASSIGNMENT / f"{NOTEBOOK}.ipynb").read_bytes() == regression_course[
+        "other_work"
+    ]
 
 
 @pytest.mark.sandbox
@@ -188,8 +224,9 @@ def test_instructor_errors_are_clear_and_nonzero(tmp_path, capsys):
     # alice is on the class list but submitted nothing: a status, not an error
     code, out, err = grade("hw", "--json")
     assert code == 0, err
-    assert json.loads(out) == [{"student_id": "alice", "status": "missing", "score": 0.0, "max_score": 0.0,
-                                "reason": "no submission"}]
+    assert json.loads(out) == [
+        {"student_id": "alice", "status": "missing", "score": 0.0, "max_score": 0.0, "reason": "no submission"}
+    ]
     # not a course directory at all
     course = tmp_path / "empty"
     course.mkdir()
@@ -210,8 +247,14 @@ def test_refuses_without_bubblewrap_unless_no_sandbox(tmp_path):
         if target:
             os.symlink(target, bindir / tool)
     (tmp_path / "nbgrader_config.py").write_text("c = get_config()\n")
-    proc = subprocess.run([sys.executable, "-m", "autograder", "grade", "ps1"], cwd=tmp_path,
-                          env={**env(), "PATH": str(bindir)}, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "autograder", "grade", "ps1"],
+        cwd=tmp_path,
+        env={**env(), "PATH": str(bindir)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2
     assert "bwrap" in proc.stderr and "--no-sandbox" in proc.stderr
 
@@ -219,8 +262,17 @@ def test_refuses_without_bubblewrap_unless_no_sandbox(tmp_path):
 def test_help_explains_the_flags():
     proc = autograder_cli(Path.cwd(), "grade", "--help")
     assert proc.returncode == 0
-    for flag in ("--workers", "--scheduler", "--student", "--no-sandbox", "--cell-timeout", "--timeout",
-                 "--memory", "--json", "ok, timeout, kernel_died, invalid_notebook, resource_limit, missing, error"):
+    for flag in (
+        "--workers",
+        "--scheduler",
+        "--student",
+        "--no-sandbox",
+        "--cell-timeout",
+        "--timeout",
+        "--memory",
+        "--json",
+        "ok, timeout, kernel_died, invalid_notebook, resource_limit, missing, error",
+    ):
         assert flag in " ".join(proc.stdout.split()), flag
 
 

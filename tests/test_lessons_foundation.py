@@ -59,8 +59,10 @@ def test_ui_command_names_the_absolute_store_and_its_own_port(tmp_path, monkeypa
     assert lessons.ui_command("sqlite:///mlflow.db") == (
         f"mlflow ui --backend-store-uri sqlite:///{tmp_path.resolve()}/mlflow.db --port 5002"
     )
-    assert (lessons.ui_command("sqlite:////a b/m.db", port=5050)
-            == "mlflow ui --backend-store-uri 'sqlite:////a b/m.db' --port 5050")
+    assert (
+        lessons.ui_command("sqlite:////a b/m.db", port=5050)
+        == "mlflow ui --backend-store-uri 'sqlite:////a b/m.db' --port 5050"
+    )
 
 
 def test_kernel_python_goes_first_on_path_once(monkeypatch):
@@ -109,8 +111,13 @@ def test_lesson_00_shows_the_pipeline_and_a_reproducible_tracked_run(run_lesson,
 
 def test_lesson_01_logs_the_seed_run_the_mlflow3_run_and_the_sweep(run_lesson, tracking_uri):
     C_values = [0.01, 0.1]
-    done = run_lesson("01_experiment_tracking.ipynb", tracking_uri=tracking_uri, experiment_name="t01",
-                      C_values=C_values, max_iter=200)
+    done = run_lesson(
+        "01_experiment_tracking.ipynb",
+        tracking_uri=tracking_uri,
+        experiment_name="t01",
+        C_values=C_values,
+        max_iter=200,
+    )
     text = done.outputs_text()
     runs = runs_of("t01", tracking_uri)
     assert len(runs) == 2 + len(C_values)  # the seed's run, the MLflow 3 run, one run per C
@@ -125,12 +132,16 @@ def test_lesson_01_logs_the_seed_run_the_mlflow3_run_and_the_sweep(run_lesson, t
     assert mlflow3.data.params == {"max_iter": "200", "C": "1.0", "random_state": "42"}
     assert mlflow3.data.tags["lesson"] == "01"
     # the data, the MLflow 3 way: which rows trained the model and which scored it, by name, context and digest
-    datasets = {(d.dataset.name, {t.key: t.value for t in d.tags}["mlflow.data.context"]): d.dataset
-                for d in mlflow3.inputs.dataset_inputs}
+    datasets = {
+        (d.dataset.name, {t.key: t.value for t in d.tags}["mlflow.data.context"]): d.dataset
+        for d in mlflow3.inputs.dataset_inputs
+    }
     assert sorted(datasets) == [("iris-test", "testing"), ("iris-train", "training")]
     seed = split_iris(42)
-    for (_, context), rows in ((("iris-train", "training"), (seed.X_train, seed.y_train)),
-                               (("iris-test", "testing"), (seed.X_test, seed.y_test))):
+    for (_, context), rows in (
+        (("iris-train", "training"), (seed.X_train, seed.y_train)),
+        (("iris-test", "testing"), (seed.X_test, seed.y_test)),
+    ):
         dataset = datasets[(f"iris-{'train' if context == 'training' else 'test'}", context)]
         assert dataset.digest == mlflow.data.from_pandas(with_labels(*rows)).digest  # the same rows, exactly
         assert json.loads(dataset.profile)["num_rows"] == len(rows[1])
@@ -167,8 +178,9 @@ def test_lesson_01_logs_the_seed_run_the_mlflow3_run_and_the_sweep(run_lesson, t
 
 @pytest.mark.full
 def test_lesson_02_runs_the_project_twice_with_the_same_result(run_lesson, tracking_uri):
-    done = run_lesson("02_reproducible_runs.ipynb", tracking_uri=tracking_uri, experiment_name="t02",
-                      max_iter=250, random_state=42)
+    done = run_lesson(
+        "02_reproducible_runs.ipynb", tracking_uri=tracking_uri, experiment_name="t02", max_iter=250, random_state=42
+    )
     text = done.outputs_text()
     runs = runs_of("t02", tracking_uri)
     assert len(runs) == 2  # one from `mlflow run .`, one from mlflow.projects.run
@@ -195,8 +207,9 @@ def _parameters(name):
     cells = json.loads((ROOT / "notebooks" / name).read_text())["cells"]
     [cell] = [c for c in cells if "parameters" in c["metadata"].get("tags", [])]
     tree = ast.parse("".join(cell["source"]))
-    return {t.id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
-            for t in node.targets}
+    return {
+        t.id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign) for t in node.targets
+    }
 
 
 def _prose(path):
@@ -211,8 +224,14 @@ def test_one_port_plan_in_lessons_helpers_and_docs():
     assert _parameters("04_serving.ipynb")["port"] == 5001  # the model server
     assert _parameters("03_model_versions.ipynb")["ui_port"] == lessons.UI_PORT == 5002  # the MLflow UI
     assert _parameters("05_monitoring.ipynb")["port"] == _parameters("06_automation.ipynb")["port"] == 5003
-    texts = {p.name: _prose(p) for p in [ROOT / "README.md", ROOT / "docs" / "troubleshooting.md",
-                                          *sorted((ROOT / "notebooks").glob("*.ipynb"))]}
+    texts = {
+        p.name: _prose(p)
+        for p in [
+            ROOT / "README.md",
+            ROOT / "docs" / "troubleshooting.md",
+            *sorted((ROOT / "notebooks").glob("*.ipynb")),
+        ]
+    }
     for name, text in texts.items():
         assert not re.search(r"mlflow ui[^\n`]*--port 500[13-9]", text), name  # 5000 only as the seed's problem
         assert not re.search(r"mlflow models serve[^\n`]*-p 500[2-9]", text), name
@@ -221,10 +240,17 @@ def test_one_port_plan_in_lessons_helpers_and_docs():
 
 def test_one_mlflow_ui_path_in_lessons_and_docs():
     within_a_paragraph = r"(?:(?!\n\n).)*?"
-    path = re.compile(rf"\*\*Model training\*\*{within_a_paragraph}→ \*\*Experiments\*\* →"
-                      rf"{within_a_paragraph}→ \*\*Runs\*\*", re.S)
-    for name in ("README.md", "docs/troubleshooting.md", "notebooks/01_experiment_tracking.ipynb",
-                 "notebooks/03_model_versions.ipynb"):
+    path = re.compile(
+        rf"\*\*Model training\*\*{within_a_paragraph}→ \*\*Experiments\*\* →"
+        rf"{within_a_paragraph}→ \*\*Runs\*\*",
+        re.S,
+    )
+    for name in (
+        "README.md",
+        "docs/troubleshooting.md",
+        "notebooks/01_experiment_tracking.ipynb",
+        "notebooks/03_model_versions.ipynb",
+    ):
         text = _prose(ROOT / name)
         assert path.search(text), name
         assert "Training runs" not in text, name

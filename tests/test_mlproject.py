@@ -21,8 +21,15 @@ def mlflow_run(tracking_uri, experiment_name, *params):
     reaches it only through MLFLOW_TRACKING_URI, as in a terminal."""
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID")}
     env["MLFLOW_TRACKING_URI"] = tracking_uri
-    command = [str(Path(sys.executable).parent / "mlflow"), "run", ".", "--env-manager", "local",
-               "--experiment-name", experiment_name]
+    command = [
+        str(Path(sys.executable).parent / "mlflow"),
+        "run",
+        ".",
+        "--env-manager",
+        "local",
+        "--experiment-name",
+        experiment_name,
+    ]
     for param in params:
         command += ["-P", param]
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
@@ -46,8 +53,11 @@ def test_project_files_declare_the_entry_point_and_environment():
     assert main["command"].startswith("python -m mlops_helpers.train ")
     env = yaml.safe_load((ROOT / "python_env.yaml").read_text())
     assert env["python"] == "3.11"
-    locked = dict(line.split("==") for line in (ROOT / "requirements.lock").read_text().splitlines()
-                  if "==" in line and not line.startswith((" ", "#")))
+    locked = dict(
+        line.split("==")
+        for line in (ROOT / "requirements.lock").read_text().splitlines()
+        if "==" in line and not line.startswith((" ", "#"))
+    )
     for requirement in env["dependencies"]:
         name, pinned = requirement.split("==")
         assert locked[name] == pinned, f"python_env.yaml pins {requirement}, requirements.lock has {locked[name]}"
@@ -63,7 +73,9 @@ def test_mlflow_run_at_the_root_logs_a_finished_run_with_the_params(tracking_uri
     run = runs[0]
     assert run.info.status == "FINISHED"
     assert {k: run.data.params[k] for k in ("max_iter", "C", "random_state")} == {
-        "max_iter": "150", "C": "0.5", "random_state": "42"  # -P values as typed, the default for the rest
+        "max_iter": "150",
+        "C": "0.5",
+        "random_state": "42",  # -P values as typed, the default for the rest
     }
     split = split_iris(42)
     expected = LogisticRegression(max_iter=150, C=0.5, random_state=42).fit(split.X_train, split.y_train)
@@ -77,8 +89,10 @@ def test_mlflow_run_at_the_root_logs_a_finished_run_with_the_params(tracking_uri
 def test_bad_parameter_fails_with_the_entry_points_message(tracking_uri, experiment):
     done = mlflow_run(tracking_uri, experiment, "max_iter=ten")
     assert done.returncode != 0
-    assert ("mlops_helpers.train: error: argument --max-iter: must be a whole number greater than 0, got 'ten'"
-            in done.stderr)
+    assert (
+        "mlops_helpers.train: error: argument --max-iter: must be a whole number greater than 0, got 'ten'"
+        in done.stderr
+    )
     (run,) = MlflowClient().search_runs([MlflowClient().get_experiment_by_name(experiment).experiment_id])
     assert run.info.status == "FAILED"
     assert "accuracy" not in run.data.metrics  # refused before training: nothing half-logged

@@ -23,12 +23,12 @@ def model_and_reference():
 
 
 def test_psi_equals_a_hand_computed_value():
-    reference = np.arange(100)              # quartile bins: [-inf,24.75) [24.75,49.5) [49.5,74.25) [74.25,inf)
+    reference = np.arange(100)  # quartile bins: [-inf,24.75) [24.75,49.5) [49.5,74.25) [74.25,inf)
     current = np.array([10] * 10 + [30] * 20 + [60] * 30 + [90] * 40)
     ref = [0.25, 0.25, 0.25, 0.25]
     cur = [0.10, 0.20, 0.30, 0.40]
     by_hand = sum((c - r) * math.log(c / r) for c, r in zip(cur, ref, strict=True))
-    assert m.psi(reference, current, bins=4) == pytest.approx(by_hand)   # 0.2282...
+    assert m.psi(reference, current, bins=4) == pytest.approx(by_hand)  # 0.2282...
     assert m.psi(reference, reference, bins=4) == 0.0
 
 
@@ -126,7 +126,7 @@ def test_retrain_is_due_once_enough_labelled_batches_follow_the_alert(model_and_
     batches = traffic(12, 100, drift_start=5, random_state=0)
     reports = [m.monitor_batch(model, reference, b.X, b.index) for b in batches]
     for b in batches[:7]:
-        reports[b.index].add_labels(b.y)       # labels of batches 0..6 have arrived
+        reports[b.index].add_labels(b.y)  # labels of batches 0..6 have arrived
     assert not m.retrain_due(reports, window=3)  # alert at 5: only 5 and 6 labelled since
     reports[7].add_labels(batches[7].y)
     assert m.retrain_due(reports, window=3)

@@ -50,7 +50,7 @@ class Course:
         (root / "nbgrader_config.py").write_text("c = get_config()\n")
         if self.db_url.startswith("sqlite:///"):
             # a copy of an empty gradebook nbgrader created (its alembic migrations cost seconds a gradebook)
-            shutil.copy(empty_gradebook, self.db_url[len("sqlite:///"):])
+            shutil.copy(empty_gradebook, self.db_url[len("sqlite:///") :])
 
     # ------------------------------------------------------------------ set-up (nbgrader's API, in this process)
     @property
@@ -305,21 +305,18 @@ def _autotest(course, source: str, unchanged: str, changed: str, max_score: floa
 def test_grade_autotest(course, db):
     """nbgrader: a notebook whose test cells are ``### AUTOTEST`` lines (expanded from autotests.yml at
     generate_assignment) is graded: the unchanged release scores 0/1, the answered one 1/1, none flagged."""
-    _autotest(course, "autotest-simple.ipynb", "autotest-simple-unchanged.ipynb", "autotest-simple-changed.ipynb",
-              1, 1)
+    _autotest(course, "autotest-simple.ipynb", "autotest-simple-unchanged.ipynb", "autotest-simple-changed.ipynb", 1, 1)
 
 
 def test_grade_hashed_autotest(course, db):
     """nbgrader: hashed autotests (``### HASHED AUTOTEST``: the expected value only as a salted hash) are graded:
     0/1 unchanged, 1/1 answered."""
-    _autotest(course, "autotest-hashed.ipynb", "autotest-hashed-unchanged.ipynb", "autotest-hashed-changed.ipynb",
-              1, 1)
+    _autotest(course, "autotest-hashed.ipynb", "autotest-hashed-unchanged.ipynb", "autotest-hashed-changed.ipynb", 1, 1)
 
 
 def test_grade_complex_autotest(course, db):
     """nbgrader: several autotest cells with complex expressions are graded: 0/4 unchanged, 3/4 answered."""
-    _autotest(course, "autotest-multi.ipynb", "autotest-multi-unchanged.ipynb", "autotest-multi-changed.ipynb",
-              4, 3)
+    _autotest(course, "autotest-multi.ipynb", "autotest-multi-unchanged.ipynb", "autotest-multi-changed.ipynb", 4, 3)
 
 
 def test_showtraceback_exploit(course, db):
@@ -475,7 +472,7 @@ def test_late_submission_penalty_zero(course, db):
         assert (nb.score, submission.total_seconds_late, nb.late_submission_penalty) == (2, 0, None)
 
 
-LATE_PLUGIN = '''
+LATE_PLUGIN = """
 from nbgrader.plugins import BasePlugin
 
 
@@ -483,7 +480,7 @@ class Blarg(BasePlugin):
     def late_submission_penalty(self, student_id, score, total_seconds_late):
         # lose 1 mark per hour late
         return int(total_seconds_late / 3600)
-'''
+"""
 
 
 def test_late_submission_penalty_plugin(course, db, monkeypatch, request):
@@ -495,8 +492,11 @@ def test_late_submission_penalty_plugin(course, db, monkeypatch, request):
     monkeypatch.delitem(sys.modules, "late_plugin", raising=False)
     request.addfinalizer(lambda: sys.modules.pop("late_plugin", None))  # the grading process imports it
     course.config("c.AssignLatePenalties.plugin_class = 'late_plugin.Blarg'")
-    _late_course(course, "2015-02-02 18:58:23.948203 America/Los_Angeles",  # 4 h late
-                 "2015-02-02 15:58:23.948203 America/Los_Angeles")  # 1 h late
+    _late_course(
+        course,
+        "2015-02-02 18:58:23.948203 America/Los_Angeles",  # 4 h late
+        "2015-02-02 15:58:23.948203 America/Los_Angeles",
+    )  # 1 h late
     course.grade()
 
     with course.gradebook() as gb:
@@ -697,9 +697,11 @@ def test_custom_permissions(course):
     assert course.permissions("autograded/foo/ps1/foo.txt") == "644"
 
 
-CLEAR_METADATA = ("--ClearMetadataPreprocessor.enabled=True",
-                  "--ClearMetadataPreprocessor.clear_notebook_metadata=False",
-                  "--ClearMetadataPreprocessor.preserve_cell_metadata_mask=[('nbgrader')]")
+CLEAR_METADATA = (
+    "--ClearMetadataPreprocessor.enabled=True",
+    "--ClearMetadataPreprocessor.clear_notebook_metadata=False",
+    "--ClearMetadataPreprocessor.preserve_cell_metadata_mask=[('nbgrader')]",
+)
 
 
 @pytest.mark.full  # several gradings of one course (make test's budget); CI runs it in test-full
@@ -785,14 +787,14 @@ def test_hidden_tests_single_notebook(course, db):
     course.generate()
     assert "BEGIN HIDDEN TESTS" not in course.text("release/ps1/p1.ipynb")
     course.copy(str(course.path("release/ps1/p1.ipynb")), "submitted/foo/ps1/p1.ipynb")
-    assert validate(course.path("submitted/foo/ps1/p1.ipynb")).strip() == \
-        "Success! Your notebook passes all the tests."
+    assert validate(course.path("submitted/foo/ps1/p1.ipynb")).strip() == "Success! Your notebook passes all the tests."
 
     rows = course.grade()
     assert rows["foo"]["status"] == "ok", rows
     assert "BEGIN HIDDEN TESTS" in course.text("autograded/foo/ps1/p1.ipynb")
     assert validate(course.path("autograded/foo/ps1/p1.ipynb")).splitlines()[0] == (
-        "VALIDATION FAILED ON 2 CELL(S)! If you submit your assignment as it is, you WILL NOT")
+        "VALIDATION FAILED ON 2 CELL(S)! If you submit your assignment as it is, you WILL NOT"
+    )
     with course.gradebook() as gb:
         assert gb.find_submission("ps1", "foo").notebooks[0].score == 1.5
 
@@ -844,7 +846,9 @@ def test_handle_failure(course):
     course.empty_notebook("submitted/foo/ps1/p2.ipynb")
     rows = course.grade()
     assert {s: (r["status"], r["score"], r["max_score"]) for s, r in rows.items()} == {
-        "bar": ("ok", 0, 0), "foo": ("ok", 0, 0)}, rows
+        "bar": ("ok", 0, 0),
+        "foo": ("ok", 0, 0),
+    }, rows
 
     assert course.path("autograded/foo/ps1/p1.ipynb").is_file()
     graded = read_nb(course.path("autograded/bar/ps1/p2.ipynb"))
@@ -932,8 +936,10 @@ def test_no_execute(course):
 
     course.grade()
     new = read_nb(course.path("autograded/foo/ps1/p1.ipynb"))
-    assert any(("outputs" in o and o.outputs != n.outputs) or ("outputs" not in o and "outputs" in n)
-               for o, n in zip(orig.cells, new.cells, strict=True))
+    assert any(
+        ("outputs" in o and o.outputs != n.outputs) or ("outputs" not in o and "outputs" in n)
+        for o, n in zip(orig.cells, new.cells, strict=True)
+    )
 
     rows = course.grade("--force", "--no-execute")
     assert rows["foo"]["status"] == "ok", rows
@@ -979,8 +985,9 @@ def test_many_students(tmp_path, capsys, monkeypatch, empty_gradebook):
         for conn in held:
             conn.close()
 
-        course = Course(tmp_path / "course", f"postgresql+psycopg2://grader@127.0.0.1:{pg.port}/gradebook", capsys,
-                        empty_gradebook)
+        course = Course(
+            tmp_path / "course", f"postgresql+psycopg2://grader@127.0.0.1:{pg.port}/gradebook", capsys, empty_gradebook
+        )
         monkeypatch.chdir(course.root)
         students = [f"student{i:03d}" for i in range(50)]
         course.add(students=students)

@@ -62,14 +62,19 @@ def test_kernels_run_quiet(tmp_path, capfd, monkeypatch):
     start-up warning (TCP without encryption) anywhere; MLflow's artifact progress bar stays out of the outputs.
     Paths relative to the caller's folder, as ``make course`` gives them (papermill runs in the notebook's)."""
     monkeypatch.chdir(tmp_path)
-    src = _write(tmp_path / "05_quiet.ipynb", new_code_cell(
-        "import subprocess, sys\n"
-        "subprocess.run([sys.executable, '-c', 'print(\"printed by a subprocess\")'], check=True)"),
+    src = _write(
+        tmp_path / "05_quiet.ipynb",
         new_code_cell(
-        "from mlflow.utils.file_utils import ArtifactProgressBar\n"
-        "with ArtifactProgressBar.files(desc='Downloading artifacts', total=2) as bar:\n"
-        "    bar.update(); bar.update()\n"
-        "print('after the download')"))
+            "import subprocess, sys\n"
+            "subprocess.run([sys.executable, '-c', 'print(\"printed by a subprocess\")'], check=True)"
+        ),
+        new_code_cell(
+            "from mlflow.utils.file_utils import ArtifactProgressBar\n"
+            "with ArtifactProgressBar.files(desc='Downloading artifacts', total=2) as bar:\n"
+            "    bar.update(); bar.update()\n"
+            "print('after the download')"
+        ),
+    )
     result = notebooks.execute(src.relative_to(tmp_path), Path("out") / "05_quiet.ipynb")
     outputs = json.dumps([cell.get("outputs", []) for cell in result.notebook.cells])  # every output, any type
     assert "printed by a subprocess" in outputs and "after the download" in outputs

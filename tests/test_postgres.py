@@ -90,12 +90,21 @@ def test_lessons_log_to_a_shared_tracking_server_on_postgres(postgres, tracking_
     work = tmp_path / "student"  # the lessons' working folder: a sqlite fallback would appear here
     work.mkdir()
     sweep = [0.01, 0.1, 1.0]
-    execute(NOTEBOOKS / "01_experiment_tracking.ipynb", tmp_path / "out" / "01.ipynb",
-            {"tracking_uri": url, "experiment_name": "class-01", "C_values": sweep}, cwd=work)
-    execute(NOTEBOOKS / "03_model_versions.ipynb", tmp_path / "out" / "03.ipynb",
-            {"tracking_uri": url, "experiment_name": "class-03", "start_ui": False}, cwd=work)
-    assert not list(work.rglob("mlflow.db")) and not (work / "mlruns").exists(), \
+    execute(
+        NOTEBOOKS / "01_experiment_tracking.ipynb",
+        tmp_path / "out" / "01.ipynb",
+        {"tracking_uri": url, "experiment_name": "class-01", "C_values": sweep},
+        cwd=work,
+    )
+    execute(
+        NOTEBOOKS / "03_model_versions.ipynb",
+        tmp_path / "out" / "03.ipynb",
+        {"tracking_uri": url, "experiment_name": "class-03", "start_ui": False},
+        cwd=work,
+    )
+    assert not list(work.rglob("mlflow.db")) and not (work / "mlruns").exists(), (
         "a lesson wrote a local store instead of the server"
+    )
 
     client = client_of(url)
     # Runs and metrics of lesson 01, read back through the server.
@@ -109,8 +118,11 @@ def test_lessons_log_to_a_shared_tracking_server_on_postgres(postgres, tracking_
     for C, run in swept.items():
         # The metric the server stored is the model's real validation accuracy (recomputed here, not typed in):
         # the sweep chooses C on validation rows and never logs a test score for a candidate.
-        expected = LogisticRegression(C=C, max_iter=int(run.data.params["max_iter"]), random_state=42) \
-            .fit(split.X_train, split.y_train).score(split.X_val, split.y_val)
+        expected = (
+            LogisticRegression(C=C, max_iter=int(run.data.params["max_iter"]), random_state=42)
+            .fit(split.X_train, split.y_train)
+            .score(split.X_val, split.y_val)
+        )
         assert run.data.metrics["val_accuracy"] == pytest.approx(expected)
         history = client.get_metric_history(run.info.run_id, "val_accuracy")
         assert [m.value for m in history] == [pytest.approx(expected)]
@@ -125,19 +137,28 @@ def test_lessons_log_to_a_shared_tracking_server_on_postgres(postgres, tracking_
     challenger = client.get_model_version_by_alias("iris-classifier", "challenger")
     assert champion.version != challenger.version
     assert {v.version for v in client.search_model_versions("name='iris-classifier'")} >= {
-        champion.version, challenger.version}
+        champion.version,
+        challenger.version,
+    }
     model = mlflow.pyfunc.load_model("models:/iris-classifier@champion")
     assert (model.predict(split.X_test) == split.y_test).mean() >= 0.9
-    assert client.get_run(challenger.run_id).data.metrics["val_accuracy"] < \
-        (model.predict(split.X_val) == split.y_val).mean()
+    assert (
+        client.get_run(challenger.run_id).data.metrics["val_accuracy"]
+        < (model.predict(split.X_val) == split.y_val).mean()
+    )
 
     # It really is PostgreSQL and the artifact destination that hold it all.
-    finished = postgres.query("mlflow", "SELECT count(*) FROM runs r JOIN experiments e "
-                                        "ON r.experiment_id = e.experiment_id WHERE e.name = %s "
-                                        "AND r.status = 'FINISHED'", ("class-01",))[0][0]
+    finished = postgres.query(
+        "mlflow",
+        "SELECT count(*) FROM runs r JOIN experiments e "
+        "ON r.experiment_id = e.experiment_id WHERE e.name = %s "
+        "AND r.status = 'FINISHED'",
+        ("class-01",),
+    )[0][0]
     assert finished == len(runs)
-    stored_versions = postgres.query("mlflow", "SELECT count(*) FROM model_versions WHERE name = %s",
-                                     ("iris-classifier",))[0][0]
+    stored_versions = postgres.query(
+        "mlflow", "SELECT count(*) FROM model_versions WHERE name = %s", ("iris-classifier",)
+    )[0][0]
     assert stored_versions >= 2
     mlmodels = list(Path(tracking_server.artifacts_destination).rglob("MLmodel"))
     assert len(mlmodels) >= len(runs), "the models were not proxied into --artifacts-destination"
@@ -160,8 +181,13 @@ def test_a_lesson_pointed_at_a_stopped_server_fails_at_once_naming_it(tmp_path):
 
     url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(NotebookExecutionError) as failure:
-        execute(NOTEBOOKS / "01_experiment_tracking.ipynb", tmp_path / "out.ipynb", {"tracking_uri": url},
-                cwd=tmp_path, timeout=300)
+        execute(
+            NOTEBOOKS / "01_experiment_tracking.ipynb",
+            tmp_path / "out.ipynb",
+            {"tracking_uri": url},
+            cwd=tmp_path,
+            timeout=300,
+        )
     assert failure.value.ename == "TrackingError"
     assert url in str(failure.value.evalue)
 
@@ -186,10 +212,17 @@ def test_gradebook_on_postgres_with_concurrent_parallel_graders(postgres, tmp_pa
     root = copy_course(ROOT, tmp_path / "course")
     db_url = postgres.create_database("gradebook")
     with open(root / "nbgrader_config.py", "a") as fh:
-        fh.write(f"\n# class scale: the gradebook on PostgreSQL (docs/deploy.md)\n"
-                 f"c.CourseDirectory.db_url = {db_url!r}\n")
-    released = subprocess.run([sys.executable, "-m", "autograder", "release", ASSIGNMENT, "--no-exchange"],
-                              cwd=root, env=_env(), capture_output=True, text=True, timeout=900)
+        fh.write(
+            f"\n# class scale: the gradebook on PostgreSQL (docs/deploy.md)\nc.CourseDirectory.db_url = {db_url!r}\n"
+        )
+    released = subprocess.run(
+        [sys.executable, "-m", "autograder", "release", ASSIGNMENT, "--no-exchange"],
+        cwd=root,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert released.returncode == 0, released.stderr[-3000:]
     assert not (root / "gradebook.db").exists(), "nbgrader ignored db_url and made a sqlite gradebook"
 
@@ -198,7 +231,10 @@ def test_gradebook_on_postgres_with_concurrent_parallel_graders(postgres, tmp_pa
     assert set(check_of.values()) == set(points), "every answer cell should have its check cell"
     half = set(sorted(answers)[: len(answers) // 2])
     plans = {  # student -> answer cells answered right (the others wrong)
-        "ada": set(answers), "bob": half, "cy": set(answers) - half, "dee": set(),
+        "ada": set(answers),
+        "bob": half,
+        "cy": set(answers) - half,
+        "dee": set(),
     }
     for student, right in plans.items():
         nb = practice_answers.answered(root, right)
@@ -208,10 +244,27 @@ def test_gradebook_on_postgres_with_concurrent_parallel_graders(postgres, tmp_pa
 
     # Two graders at once on the same PostgreSQL gradebook, each with two local workers.
     groups = [["ada", "cy"], ["bob", "dee"]]
-    graders = [subprocess.Popen(
-        [sys.executable, "-m", "autograder", "grade", ASSIGNMENT, "--workers", "2", "--json",
-         *[arg for s in group for arg in ("--student", s)]],
-        cwd=root, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for group in groups]
+    graders = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "autograder",
+                "grade",
+                ASSIGNMENT,
+                "--workers",
+                "2",
+                "--json",
+                *[arg for s in group for arg in ("--student", s)],
+            ],
+            cwd=root,
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for group in groups
+    ]
     outputs = []
     try:
         for grader in graders:

@@ -30,9 +30,14 @@ def test_a_venv_reached_through_a_link_grades(course, tmp_path, grading_sandbox)
     link = tmp_path / "linked-venv"
     os.symlink(venv, link)
     python = link / "bin" / Path(sys.executable).name
-    proc = subprocess.run([str(python), "-m", "autograder", "grade", "ps1", "--json", "--student", "hacker"],
-                          cwd=course, env={**env(), "PATH": f"{link / 'bin'}{os.pathsep}{os.environ['PATH']}"},
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [str(python), "-m", "autograder", "grade", "ps1", "--json", "--student", "hacker"],
+        cwd=course,
+        env={**env(), "PATH": f"{link / 'bin'}{os.pathsep}{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     (row,) = json.loads(proc.stdout)
     assert (row["status"], row["score"]) == ("ok", 3.0), row
@@ -45,12 +50,19 @@ def test_no_kernel_can_start_is_one_error_before_grading(course, tmp_path, gradi
     bindir = tmp_path / "bin"
     bindir.mkdir()
     fake = bindir / "bwrap"
-    fake.write_text(f'#!/bin/sh\ncase "$*" in *" /bin/true") exec {real} "$@";; esac\n'
-                    'echo "bwrap: Creating new namespace failed: simulated for this test" >&2\nexit 1\n')
+    fake.write_text(
+        f'#!/bin/sh\ncase "$*" in *" /bin/true") exec {real} "$@";; esac\n'
+        'echo "bwrap: Creating new namespace failed: simulated for this test" >&2\nexit 1\n'
+    )
     fake.chmod(0o755)
     proc = subprocess.run(
-        [sys.executable, "-m", "autograder", "grade", "ps1", "--json"], cwd=course,
-        env={**env(), "PATH": f"{bindir}{os.pathsep}{env()['PATH']}"}, capture_output=True, text=True, timeout=300)
+        [sys.executable, "-m", "autograder", "grade", "ps1", "--json"],
+        cwd=course,
+        env={**env(), "PATH": f"{bindir}{os.pathsep}{env()['PATH']}"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "no grading kernel can start here in the sandbox" in proc.stderr
     assert "simulated for this test" in proc.stderr
@@ -79,8 +91,8 @@ def test_a_successful_preflight_is_remembered_for_the_same_setup(tmp_path, monke
     preflight.preflight(Limits(), True, cache_dir=tmp_path)
     preflight.preflight(Limits(), True, cache_dir=tmp_path)
     assert calls == [(2048, True)]
-    preflight.preflight(Limits(memory_mb=1536), True, cache_dir=tmp_path)   # other limits: probed again
+    preflight.preflight(Limits(memory_mb=1536), True, cache_dir=tmp_path)  # other limits: probed again
     assert calls == [(2048, True), (1536, True)]
-    monkeypatch.setattr(preflight, "PREFLIGHT_VALID_SECONDS", 0)            # expired: probed again
+    monkeypatch.setattr(preflight, "PREFLIGHT_VALID_SECONDS", 0)  # expired: probed again
     preflight.preflight(Limits(memory_mb=1536), True, cache_dir=tmp_path)
     assert len(calls) == 3

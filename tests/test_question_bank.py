@@ -20,8 +20,10 @@ SEED_ANSWERS = {  # the seed lesson's five practice questions and their answers
     "q2": ("Which of the following is a correct description of a key MLOps practice?", "A"),
     "q3": ("Consider this simplified MLOps pipeline code snippet:", "C"),
     "q4": ("You have this MLOps script snippet:", "D"),
-    "q5": ("In an MLOps workflow, which combination best ensures a smooth transition from research to production?",
-           "B"),
+    "q5": (
+        "In an MLOps workflow, which combination best ensures a smooth transition from research to production?",
+        "B",
+    ),
 }
 
 
@@ -83,8 +85,11 @@ def test_notebook_cells_and_points(bank, notebook):
 
 
 def _test_cell(notebook, qid):
-    return next("".join(c["source"]) for c in notebook["cells"]
-                if c["metadata"].get("nbgrader", {}).get("grade_id") == f"{qid}_check")
+    return next(
+        "".join(c["source"])
+        for c in notebook["cells"]
+        if c["metadata"].get("nbgrader", {}).get("grade_id") == f"{qid}_check"
+    )
 
 
 @pytest.mark.parametrize("qid", [f"q{i}" for i in range(1, 11)])
@@ -121,32 +126,62 @@ def _q(data, qid):
     return next(q for q in data["questions"] if q["id"] == qid)
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda d: _q(d, "q2").update(answer="E"), "q2: the answer must be one letter"),
-    (lambda d: _q(d, "q3")["misconceptions"].pop("A"), "q3: give one misconception for every wrong option"),
-    (lambda d: _q(d, "q3")["misconceptions"].update(C="the right answer cannot be a misconception"),
-     "q3: give one misconception"),
-    (lambda d: _q(d, "q4").pop("hint"), "q4: missing ['hint']"),
-    (lambda d: _q(d, "q6").update(difficulty="trivial"), "q6: difficulty must be one of"),
-    (lambda d: _q(d, "q7")["options"].pop("D"), "q7: options must be exactly"),
-    (lambda d: _q(d, "q9").update(difficulty="medium"), "only 2 hard question(s)"),
-    (lambda d: d["questions"].pop(), "exactly 10 questions"),
-    (lambda d: _q(d, "q7").update(topic="mlops"), "no question covers: serving"),
-    (lambda d: _q(d, "q8").update(solution=["only one step"]), "q8: solution must be a list of at least two"),
-    (lambda d: _q(d, "q5").update(answer=["B", "C"]), "q5: the answer must be one letter of ('A', 'B', 'C', 'D') "
-                                                      "(exactly one keyed option), not ['B', 'C']"),
-    (lambda d: _q(d, "q5").update(answer="BC"), "(exactly one keyed option), not 'BC'"),
-    (lambda d: _q(d, "q2")["options"].update(C=_q(d, "q2")["options"]["A"]),
-     "q2: two options have the same text, so there is not exactly one keyed option"),
-    (lambda d: _q(d, "q7")["options"].update(
-        A='`{"dataframe_split": {"columns": ["sepal length (cm)", "sepal_width"], "data": [[5.1, 3.5]]}}`'),
-     "q7: option A names the column(s) ['sepal length (cm)'], which the course's model does not have"),
-    (lambda d: _q(d, "q9").update(question=_q(d, "q9")["question"] + "\nThe column is `petal_lengths`."),
-     "q9: question names the column(s) ['petal_lengths']"),
-    (lambda d: _q(d, "q8")["solution"].append("Check `X['Petal-Width']`."), "q8: solution step 4 names the column"),
-], ids=["bad-answer", "missing-misconception", "misconception-for-answer", "no-hint", "bad-difficulty",
-        "three-options", "two-hard", "nine-questions", "topic-uncovered", "one-step", "two-keyed", "two-letters",
-        "duplicate-option", "sklearn-column-name", "misspelt-column-in-question", "column-in-solution"])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: _q(d, "q2").update(answer="E"), "q2: the answer must be one letter"),
+        (lambda d: _q(d, "q3")["misconceptions"].pop("A"), "q3: give one misconception for every wrong option"),
+        (
+            lambda d: _q(d, "q3")["misconceptions"].update(C="the right answer cannot be a misconception"),
+            "q3: give one misconception",
+        ),
+        (lambda d: _q(d, "q4").pop("hint"), "q4: missing ['hint']"),
+        (lambda d: _q(d, "q6").update(difficulty="trivial"), "q6: difficulty must be one of"),
+        (lambda d: _q(d, "q7")["options"].pop("D"), "q7: options must be exactly"),
+        (lambda d: _q(d, "q9").update(difficulty="medium"), "only 2 hard question(s)"),
+        (lambda d: d["questions"].pop(), "exactly 10 questions"),
+        (lambda d: _q(d, "q7").update(topic="mlops"), "no question covers: serving"),
+        (lambda d: _q(d, "q8").update(solution=["only one step"]), "q8: solution must be a list of at least two"),
+        (
+            lambda d: _q(d, "q5").update(answer=["B", "C"]),
+            "q5: the answer must be one letter of ('A', 'B', 'C', 'D') (exactly one keyed option), not ['B', 'C']",
+        ),
+        (lambda d: _q(d, "q5").update(answer="BC"), "(exactly one keyed option), not 'BC'"),
+        (
+            lambda d: _q(d, "q2")["options"].update(C=_q(d, "q2")["options"]["A"]),
+            "q2: two options have the same text, so there is not exactly one keyed option",
+        ),
+        (
+            lambda d: _q(d, "q7")["options"].update(
+                A='`{"dataframe_split": {"columns": ["sepal length (cm)", "sepal_width"], "data": [[5.1, 3.5]]}}`'
+            ),
+            "q7: option A names the column(s) ['sepal length (cm)'], which the course's model does not have",
+        ),
+        (
+            lambda d: _q(d, "q9").update(question=_q(d, "q9")["question"] + "\nThe column is `petal_lengths`."),
+            "q9: question names the column(s) ['petal_lengths']",
+        ),
+        (lambda d: _q(d, "q8")["solution"].append("Check `X['Petal-Width']`."), "q8: solution step 4 names the column"),
+    ],
+    ids=[
+        "bad-answer",
+        "missing-misconception",
+        "misconception-for-answer",
+        "no-hint",
+        "bad-difficulty",
+        "three-options",
+        "two-hard",
+        "nine-questions",
+        "topic-uncovered",
+        "one-step",
+        "two-keyed",
+        "two-letters",
+        "duplicate-option",
+        "sklearn-column-name",
+        "misspelt-column-in-question",
+        "column-in-solution",
+    ],
+)
 def test_invalid_banks_are_rejected_with_the_rule_broken(tmp_path, mutate, message):
     with pytest.raises(QuestionBankError) as err:
         questions.load_bank(_mutated_bank(tmp_path, mutate))
@@ -227,8 +262,12 @@ def test_q7_only_the_keyed_body_gets_predictions_from_the_scoring_server(bank, t
 
     split = split_iris()
     model = LogisticRegression(max_iter=200).fit(split.X_train, split.y_train)
-    mlflow.sklearn.save_model(model, tmp_path / "model", pip_requirements=["scikit-learn"],
-                              signature=infer_signature(split.X_train, model.predict(split.X_train)))
+    mlflow.sklearn.save_model(
+        model,
+        tmp_path / "model",
+        pip_requirements=["scikit-learn"],
+        signature=infer_signature(split.X_train, model.predict(split.X_train)),
+    )
     client = TestClient(scoring_server.init(mlflow.pyfunc.load_model(str(tmp_path / "model"))))
     q7 = next(q for q in bank if q.id == "q7")
     bodies = {letter: re.fullmatch(r"`(.+)`", text) for letter, text in q7.options.items()}
@@ -239,8 +278,7 @@ def test_q7_only_the_keyed_body_gets_predictions_from_the_scoring_server(bank, t
             statuses[letter] = reply.status_code
             if reply.status_code == 200:
                 flowers = json.loads(body.group(1))["inputs"]
-                assert reply.json()["predictions"] == model.predict(
-                    __import__("pandas").DataFrame(flowers)).tolist()
+                assert reply.json()["predictions"] == model.predict(__import__("pandas").DataFrame(flowers)).tolist()
     assert statuses == {"A": 400, "B": 200, "C": 400} and q7.answer == "B"
     assert "Any of these" in q7.options["D"]  # D is wrong because A and C are refused
 
@@ -319,8 +357,10 @@ def test_readme_states_the_bank_s_difficulties_and_points(bank):
     readme = (questions.ROOT / "README.md").read_text()
     counts = Counter(q.difficulty for q in bank)
     row = next(line for line in readme.splitlines() if line.startswith("| `practice_questions` |"))
-    expected = (f"{counts['easy']} easy / {counts['medium']} medium / {counts['hard']} hard, "
-                f"{sum(q.points for q in bank)} points")
+    expected = (
+        f"{counts['easy']} easy / {counts['medium']} medium / {counts['hard']} hard, "
+        f"{sum(q.points for q in bank)} points"
+    )
     assert expected in row, (expected, row)
 
 

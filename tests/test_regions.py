@@ -20,25 +20,34 @@ c.ClearHiddenTests.end_test_delimeter = "SECRET TESTS STOP"
 c.ClearSolutions.begin_solution_delimeter = "ANSWER START"
 c.ClearSolutions.end_solution_delimeter = "ANSWER STOP"
 """
-CUSTOM = Delimiters(begin_test="SECRET TESTS START", end_test="SECRET TESTS STOP",
-                    begin_solution="ANSWER START", end_solution="ANSWER STOP")
-TEST_CELL = ("from mlops_helpers.checks import check\n"
-             "assert answer in 'ABCD'\n"
-             "# SECRET TESTS START\n"
-             "check('answer', equals='B', message='not the best answer')\n"
-             "# SECRET TESTS STOP")
+CUSTOM = Delimiters(
+    begin_test="SECRET TESTS START",
+    end_test="SECRET TESTS STOP",
+    begin_solution="ANSWER START",
+    end_solution="ANSWER STOP",
+)
+TEST_CELL = (
+    "from mlops_helpers.checks import check\n"
+    "assert answer in 'ABCD'\n"
+    "# SECRET TESTS START\n"
+    "check('answer', equals='B', message='not the best answer')\n"
+    "# SECRET TESTS STOP"
+)
 # the default delimiters in a course that changed them are ordinary comments: nothing of this cell is hidden
 DEFAULT_MARKED = "x = 1\n### BEGIN HIDDEN TESTS\nassert x == 1\n### END HIDDEN TESTS"
-ANSWER_CELL = ("def f(x):\n    # ANSWER START\n    return x + 1\n    # ANSWER STOP\n"
-               "    ### BEGIN STUB\n    # return x\n    ### END STUB")
+ANSWER_CELL = (
+    "def f(x):\n    # ANSWER START\n    return x + 1\n    # ANSWER STOP\n"
+    "    ### BEGIN STUB\n    # return x\n    ### END STUB"
+)
 
 
 def _nbgrader_release(source: str, config: Config) -> str:
     """What plain nbgrader's ClearHiddenTests makes of a test cell with this course's configuration."""
     from nbgrader.preprocessors import ClearHiddenTests
 
-    cell = new_code_cell(source, metadata={"nbgrader": {"grade": True, "solution": False, "grade_id": "t",
-                                                        "points": 1, "locked": True}})
+    cell = new_code_cell(
+        source, metadata={"nbgrader": {"grade": True, "solution": False, "grade_id": "t", "points": 1, "locked": True}}
+    )
     cell, _ = ClearHiddenTests(config=config).preprocess_cell(cell, {}, 0)
     return cell.source
 
@@ -78,8 +87,9 @@ def test_a_course_with_its_own_delimiters_is_parsed_the_same_everywhere(tmp_path
     assert parse_check_cell(DEFAULT_MARKED, CUSTOM) is None
 
     # solutions: the stub release and the example solution submission use the course's solution delimiters
-    cell = new_code_cell(ANSWER_CELL, metadata={"nbgrader": {"grade": False, "solution": True, "grade_id": "a",
-                                                             "locked": False}})
+    cell = new_code_cell(
+        ANSWER_CELL, metadata={"nbgrader": {"grade": False, "solution": True, "grade_id": "a", "locked": False}}
+    )
     cell, _ = ClearSolutionsWithStubs(config=config).preprocess_cell(cell, {"language": "python"}, 0)
     assert cell.source == "def f(x):\n    return x"
     assert solution_only(ANSWER_CELL, CUSTOM) == "def f(x):\n    return x + 1"
@@ -93,12 +103,32 @@ def test_the_grading_unit_recognises_a_released_test_cell_by_the_jobs_delimiters
     from autograder.job import CellSpec, Limits, NotebookSpec
     from autograder.unit import Context, RestoreCells
 
-    spec = NotebookSpec(name="hw", cells=(CellSpec(grade_id="t", cell_type="code", source=TEST_CELL, locked=True,
-                                                   checksum=None, points=1.0, kind="autograder-test"),))
+    spec = NotebookSpec(
+        name="hw",
+        cells=(
+            CellSpec(
+                grade_id="t",
+                cell_type="code",
+                source=TEST_CELL,
+                locked=True,
+                checksum=None,
+                points=1.0,
+                kind="autograder-test",
+            ),
+        ),
+    )
 
     def notes(delimiters: Delimiters) -> list[str]:
-        nb = nbformat.v4.new_notebook(cells=[new_code_cell(without_hidden_tests(TEST_CELL, CUSTOM), metadata={
-            "nbgrader": {"grade_id": "t", "grade": True, "solution": False, "locked": True, "points": 1.0}})])
+        nb = nbformat.v4.new_notebook(
+            cells=[
+                new_code_cell(
+                    without_hidden_tests(TEST_CELL, CUSTOM),
+                    metadata={
+                        "nbgrader": {"grade_id": "t", "grade": True, "solution": False, "locked": True, "points": 1.0}
+                    },
+                )
+            ]
+        )
         ctx = Context(spec=spec, limits=Limits(), delimiters=delimiters)
         restored = RestoreCells()(nb, ctx)
         assert restored.cells[0].source == TEST_CELL  # the hidden tests are back for grading either way
@@ -113,5 +143,7 @@ def test_split_follows_nbgrader_line_rules():
     assert cut.outside == ["a", "d"] and cut.inside == ["c"] and cut.found and cut.problem is None
     assert split("a\n# BEGIN HIDDEN TESTS\nb", DEFAULT.hidden_tests).problem == "not closed"
     assert split("# END HIDDEN TESTS\na", DEFAULT.hidden_tests).problem == "end without a beginning"
-    assert split("# BEGIN HIDDEN TESTS\n# BEGIN HIDDEN TESTS\n# END HIDDEN TESTS",
-                 DEFAULT.hidden_tests).problem == "nested"
+    assert (
+        split("# BEGIN HIDDEN TESTS\n# BEGIN HIDDEN TESTS\n# END HIDDEN TESTS", DEFAULT.hidden_tests).problem
+        == "nested"
+    )

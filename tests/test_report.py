@@ -15,8 +15,16 @@ from autograder.job import GradeResult
 
 # student -> (q_easy of 1, q_hard of 2, q_flat of 1); a question everybody scored the same has no discrimination
 SCORES = {
-    "s01": (1, 2, 1), "s02": (1, 2, 1), "s03": (1, 1.5, 1), "s04": (1, 1, 1), "s05": (1, 0.5, 1),
-    "s06": (0, 1, 1), "s07": (1, 0, 1), "s08": (0, 0, 1), "s09": (0, 0.5, 1), "s10": (1, 2, 1),
+    "s01": (1, 2, 1),
+    "s02": (1, 2, 1),
+    "s03": (1, 1.5, 1),
+    "s04": (1, 1, 1),
+    "s05": (1, 0.5, 1),
+    "s06": (0, 1, 1),
+    "s07": (1, 0, 1),
+    "s08": (0, 0, 1),
+    "s09": (0, 0.5, 1),
+    "s10": (1, 2, 1),
 }
 QUESTIONS = ("nb1/q_easy", "nb1/q_hard", "nb2/q_flat")
 MAX = {"nb1/q_easy": 1.0, "nb1/q_hard": 2.0, "nb2/q_flat": 1.0}
@@ -46,8 +54,9 @@ def course(tmp_path):
     from autograder.course import Course
     from autograder.statuses import write_statuses
 
-    statuses = [GradeResult(s, "timeout" if s == "s08" else "ok", "", [], 1.0, float(sum(v)), 4.0)
-                for s, v in SCORES.items()] + [GradeResult("ghost", "missing", "no submission", [], 0.0, 0.0, 4.0)]
+    statuses = [
+        GradeResult(s, "timeout" if s == "s08" else "ok", "", [], 1.0, float(sum(v)), 4.0) for s, v in SCORES.items()
+    ] + [GradeResult("ghost", "missing", "no submission", [], 0.0, 0.0, 4.0)]
     write_statuses(Course.open(tmp_path), "hw", statuses)
     return tmp_path
 
@@ -64,8 +73,7 @@ def test_report_files_and_figures(course):
     assert paths["grades"] == course / "build" / "report" / "hw" / "grades.csv"
 
     grades = {row["student_id"]: row for row in _read(paths["grades"])}
-    assert list(_read(paths["grades"])[0]) == ["student_id", "status", "attempts", *QUESTIONS, "total",
-                                                   "max_score"]
+    assert list(_read(paths["grades"])[0]) == ["student_id", "status", "attempts", *QUESTIONS, "total", "max_score"]
     for student, values in SCORES.items():
         row = grades[student]
         assert [float(row[q]) for q in QUESTIONS] == list(values)
@@ -87,7 +95,8 @@ def test_report_files_and_figures(course):
         expected = np.corrcoef(matrix[:, j], totals - matrix[:, j])[0, 1]  # corrected item-total correlation
         assert float(item["discrimination"]) == pytest.approx(expected, abs=1e-3)
     assert float(items["nb1/q_easy"]["point_biserial"]) == pytest.approx(
-        float(items["nb1/q_easy"]["discrimination"]), abs=1e-3)  # 0/1 item: point-biserial = Pearson
+        float(items["nb1/q_easy"]["discrimination"]), abs=1e-3
+    )  # 0/1 item: point-biserial = Pearson
     assert items["nb1/q_hard"]["point_biserial"] == ""  # partial credit: not dichotomous
     assert float(items["nb1/q_hard"]["discrimination"]) > 0.3  # the strong students got the hard one
 
@@ -104,7 +113,11 @@ def test_report_cli(course, capsys):
 
     assert main(["report", "hw", "--out", str(course / "out"), "--course-dir", str(course)]) == 0
     assert sorted(p.name for p in (course / "out").iterdir()) == [
-        "grades.csv", "grades_histogram.png", "item_analysis.csv", "questions.png"]
+        "grades.csv",
+        "grades_histogram.png",
+        "item_analysis.csv",
+        "questions.png",
+    ]
     capsys.readouterr()
     assert main(["report", "nope", "--course-dir", str(course)]) == 2
     assert "no assignment 'nope'" in capsys.readouterr().err

@@ -28,8 +28,26 @@ FIXTURES = Path(nbgrader.__file__).parent / "tests" / "apps" / "files"
 GUARD_MODULE = "_test_guard"
 
 # ------------------------------------------------------------------------------------------------ the shell
-VALUES = ["1", "2", "0", "-3", "2.5", "'é'", "'日本'", "'a'", "[1, 2]", "[1, 3]", "(1, 'x')", "{'k': 1}", "{'k': 2}",
-          "None", "True", "{1, 2}", "ident(1)", "ident([1, 2])"]
+VALUES = [
+    "1",
+    "2",
+    "0",
+    "-3",
+    "2.5",
+    "'é'",
+    "'日本'",
+    "'a'",
+    "[1, 2]",
+    "[1, 3]",
+    "(1, 'x')",
+    "{'k': 1}",
+    "{'k': 2}",
+    "None",
+    "True",
+    "{1, 2}",
+    "ident(1)",
+    "ident([1, 2])",
+]
 
 
 @pytest.fixture(scope="module")
@@ -107,8 +125,12 @@ def _autotest_lines(rng: random.Random, templates: dict) -> list[str]:
         snippet = test["test"].replace("{{snippet}}", name)
         value = f"str({snippet})" if rng.random() < 0.8 else "'wrong'"
         message = test["fail"].replace("{{snippet}}", name).replace('"', "'")
-        lines.append(spec["check"].replace("{{snippet}}", value).replace('"{{value}}"', f"str({snippet})")
-                     .replace("{{message}}", message))
+        lines.append(
+            spec["check"]
+            .replace("{{snippet}}", value)
+            .replace('"{{value}}"', f"str({snippet})")
+            .replace("{{message}}", message)
+        )
     lines.append(spec["success"])
     return lines
 
@@ -176,12 +198,14 @@ def test_generated_cells_pass_exactly_when_the_original_passes(shell):
 
 def test_the_reported_cell_shapes(shell):
     """The shapes that scored honest students 0 before: an assert followed by a final expression or a print."""
-    for tag, cell in enumerate([
+    for tag, cell in enumerate(
+        [
             "assert ident(1) == 1\nprint('Success!')",
             "assert ident(1) == 1\nassert ident(2) != 3\n0.5",
             "assert ident([1, 2]) == [1,\n  2]\nident(1)",
             "x = 'é日本'; assert x == 'é日本'\nx",
-    ]):
+        ]
+    ):
         assert check_property(shell, SETUP, cell, 1000 + tag)
 
 
@@ -218,8 +242,12 @@ def test_nbgrader_fixture_notebooks(shell, name):
 def test_course_test_cells_compile_with_lines_and_comments_kept():
     """This course's own test cells (both assignments, hidden tests included) rewrite into code that compiles,
     with the same number of lines before the token and every comment line unchanged."""
-    cells = [(path, source) for path in sorted((ROOT / "source").glob("*/*.ipynb"))
-             for meta, source in _cells(path) if meta.get("grade") and not meta.get("solution")]
+    cells = [
+        (path, source)
+        for path in sorted((ROOT / "source").glob("*/*.ipynb"))
+        for meta, source in _cells(path)
+        if meta.get("grade") and not meta.get("solution")
+    ]
     assert len(cells) >= 10
     for path, source in cells:
         hardened = harden_test_source(source, "_grader_x", "TOKEN")

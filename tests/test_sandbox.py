@@ -20,8 +20,13 @@ def run_sandboxed(tmp_path, grading_sandbox):
     sandbox.prepare_scratch(scratch, uid)
 
     def run(code: str, memory_mb: int = 512, max_processes: int = 32, timeout: float = 60):
-        cmd = [*sandbox.rlimit_args(memory_mb, max_processes), *sandbox.bwrap_args(scratch, scratch / "work", uid),
-               sys.executable, "-c", textwrap.dedent(code)]
+        cmd = [
+            *sandbox.rlimit_args(memory_mb, max_processes),
+            *sandbox.bwrap_args(scratch, scratch / "work", uid),
+            sys.executable,
+            "-c",
+            textwrap.dedent(code),
+        ]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
     return run
@@ -94,19 +99,23 @@ def test_sees_only_the_binds(run_sandboxed, tmp_path):
 
 @pytest.mark.sandbox
 def test_memory_limit(run_sandboxed):
-    proc = run_sandboxed("""
+    proc = run_sandboxed(
+        """
         try:
             blob = bytearray(2 * 1024 ** 3)
             print("ALLOCATED")
         except MemoryError:
             print("MemoryError")
-    """, memory_mb=512)
+    """,
+        memory_mb=512,
+    )
     assert proc.stdout.strip() == "MemoryError", proc.stderr
 
 
 @pytest.mark.sandbox
 def test_process_flood_is_bounded(run_sandboxed):
-    proc = run_sandboxed("""
+    proc = run_sandboxed(
+        """
         import os, time
         n = 0
         try:
@@ -118,7 +127,9 @@ def test_process_flood_is_bounded(run_sandboxed):
             pass
         print(n, flush=True)
         os._exit(0)
-    """, max_processes=20)
+    """,
+        max_processes=20,
+    )
     assert int(proc.stdout.strip()) < 20, proc.stderr
 
 
@@ -138,16 +149,26 @@ def test_sandboxed_kernel_runs_and_leaves_nothing(tmp_path):
 
     async def main():
         ipc = scratch / "ipc"
-        km = sandbox.SandboxedKernelManager(scratch=scratch, workdir=scratch / "work", memory_mb=1024,
-                                            max_processes=64, kernel_name="python3", transport="ipc",
-                                            ip=str(ipc / "k"), connection_file=str(ipc / "c.json"))
+        km = sandbox.SandboxedKernelManager(
+            scratch=scratch,
+            workdir=scratch / "work",
+            memory_mb=1024,
+            max_processes=64,
+            kernel_name="python3",
+            transport="ipc",
+            ip=str(ipc / "k"),
+            connection_file=str(ipc / "c.json"),
+        )
         await km.start_kernel()
         kc = km.client()
         kc.start_channels()
         try:
             await kc.wait_for_ready(timeout=120)
-            reply = await kc.execute_interactive("import os; print(os.getuid(), os.path.exists('/work/main/source'))",
-                                                 timeout=60, output_hook=lambda msg: outputs.append(msg))
+            reply = await kc.execute_interactive(
+                "import os; print(os.getuid(), os.path.exists('/work/main/source'))",
+                timeout=60,
+                output_hook=lambda msg: outputs.append(msg),
+            )
             pid = km.provisioner.process.pid
         finally:
             kc.stop_channels()
@@ -185,7 +206,7 @@ def test_links_planted_by_one_notebook_never_redirect_the_grader(tmp_path, gradi
     plant = f"""
 import os, pathlib
 scratch = pathlib.Path(os.getcwd()).parent
-targets = {{"kernel.log": {str(outside / 'log')!r}, "ipc": {str(outside / 'ipc')!r},
+targets = {{"kernel.log": {str(outside / "log")!r}, "ipc": {str(outside / "ipc")!r},
            "work/victim.txt": {str(victim)!r}, "work/link_dir": {str(outside)!r}}}
 for name, target in targets.items():
     path = scratch / name
@@ -195,27 +216,54 @@ for name, target in targets.items():
 for i in range(200):  # guesses at per-kernel names, in case the grader reuses any
     for name in (f"ipc-{{i}}", f"kernel-{{i}}.log"):
         try:
-            os.symlink({str(outside / 'guess')!r} + str(i), scratch / name)
+            os.symlink({str(outside / "guess")!r} + str(i), scratch / name)
         except OSError:
             pass
 print("planted", sorted(p.name for p in scratch.iterdir()))
 """
 
     def notebook(name, source):
-        cells = [{"cell_type": "code", "metadata": {}, "source": source, "outputs": [], "execution_count": None},
-                 {"cell_type": "code", "source": "assert 1 + 1 == 2",
-                  "metadata": {"nbgrader": {"grade_id": f"{name}_test", "grade": True, "solution": False,
-                                            "locked": True, "points": 1, "schema_version": 3}},
-                  "outputs": [], "execution_count": None}]
+        cells = [
+            {"cell_type": "code", "metadata": {}, "source": source, "outputs": [], "execution_count": None},
+            {
+                "cell_type": "code",
+                "source": "assert 1 + 1 == 2",
+                "metadata": {
+                    "nbgrader": {
+                        "grade_id": f"{name}_test",
+                        "grade": True,
+                        "solution": False,
+                        "locked": True,
+                        "points": 1,
+                        "schema_version": 3,
+                    }
+                },
+                "outputs": [],
+                "execution_count": None,
+            },
+        ]
         return json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 4}).encode()
 
-    specs = tuple(NotebookSpec(name=n, cells=(CellSpec(f"{n}_test", "code", "assert 1 + 1 == 2", True, None, 1.0,
-                                                       "autograder-test"),)) for n in ("p1", "p2"))
-    job = GradeJob("c", "a", "mallory", {"p1.ipynb": notebook("p1", plant), "p2.ipynb": notebook("p2", "x = 1")},
-                   specs, {}, Limits(cell_timeout=60), sandbox=True)
+    specs = tuple(
+        NotebookSpec(
+            name=n, cells=(CellSpec(f"{n}_test", "code", "assert 1 + 1 == 2", True, None, 1.0, "autograder-test"),)
+        )
+        for n in ("p1", "p2")
+    )
+    job = GradeJob(
+        "c",
+        "a",
+        "mallory",
+        {"p1.ipynb": notebook("p1", plant), "p2.ipynb": notebook("p2", "x = 1")},
+        specs,
+        {},
+        Limits(cell_timeout=60),
+        sandbox=True,
+    )
     result = grade_job(job)
-    assert [(nb.name, nb.status, nb.score) for nb in result.notebooks] == [("p1", "ok", 1.0), ("p2", "ok", 1.0)], \
+    assert [(nb.name, nb.status, nb.score) for nb in result.notebooks] == [("p1", "ok", 1.0), ("p2", "ok", 1.0)], (
         result.reason
+    )
     assert "planted" in result.notebooks[0].graded.decode()
     assert sorted(p.name for p in outside.iterdir()) == ["victim.txt"]
     assert victim.read_text() == "untouched"

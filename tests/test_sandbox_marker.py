@@ -16,7 +16,7 @@ import pytest
 
 TESTS = Path(__file__).resolve().parent
 
-CHILD_TESTS = '''
+CHILD_TESTS = """
 import pytest
 
 @pytest.mark.sandbox
@@ -37,7 +37,7 @@ def test_marked_skips_itself():
 
 def test_plain():
     pass
-'''
+"""
 
 
 def run_child(tmp_path: Path, *, ci: bool, hide_bwrap: bool) -> subprocess.CompletedProcess:
@@ -56,9 +56,26 @@ def run_child(tmp_path: Path, *, ci: bool, hide_bwrap: bool) -> subprocess.Compl
         env["PATH"] = str(bindir)
     if ci:
         env["CI"] = "true"
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "conftest", "-p", "no:cacheprovider", "-q", "-rsfE",
-                           "--strict-markers", "test_child.py"],
-                          cwd=folder, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "conftest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-rsfE",
+            "--strict-markers",
+            "test_child.py",
+        ],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def closing(proc: subprocess.CompletedProcess) -> str:
@@ -71,8 +88,10 @@ def summary(proc: subprocess.CompletedProcess, word: str) -> list[str]:
     return [line for line in proc.stdout.splitlines() if line.startswith(word + " ")]
 
 
-NEEDS = "needs the grading sandbox (apt-get install bubblewrap util-linux): cannot sandbox student code: bwrap, " \
-        "prlimit, setpriv not found"
+NEEDS = (
+    "needs the grading sandbox (apt-get install bubblewrap util-linux): cannot sandbox student code: bwrap, "
+    "prlimit, setpriv not found"
+)
 
 
 def test_without_bwrap_sandbox_tests_are_skipped_naming_the_packages(tmp_path):
@@ -81,8 +100,11 @@ def test_without_bwrap_sandbox_tests_are_skipped_naming_the_packages(tmp_path):
     assert closing(proc) == "1 passed, 4 skipped", proc.stdout
     skipped = summary(proc, "SKIPPED")
     # marked, fixture, and the marked test that would skip itself: the sandbox's reason; the hand-skipped one: its own
-    assert sorted(line.split(": ", 1)[0] for line in skipped if line.endswith(NEEDS)) == \
-        ["SKIPPED [1] test_child.py:16", "SKIPPED [1] test_child.py:4", "SKIPPED [1] test_child.py:8"], proc.stdout
+    assert sorted(line.split(": ", 1)[0] for line in skipped if line.endswith(NEEDS)) == [
+        "SKIPPED [1] test_child.py:16",
+        "SKIPPED [1] test_child.py:4",
+        "SKIPPED [1] test_child.py:8",
+    ], proc.stdout
     assert "SKIPPED [1] test_child.py:11: turned off by hand" in skipped
 
 
@@ -90,9 +112,10 @@ def test_without_bwrap_under_ci_sandbox_tests_are_errors(tmp_path):
     proc = run_child(tmp_path, ci=True, hide_bwrap=True)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert closing(proc) == "1 passed, 4 errors", proc.stdout
-    assert sorted(line.split(" - ")[0] for line in summary(proc, "ERROR") if line.endswith(f"CI=true: {NEEDS}")) == \
-        [f"ERROR test_child.py::{name}" for name in
-         ("test_fixture", "test_marked", "test_marked_skipped_by_hand", "test_marked_skips_itself")], proc.stdout
+    assert sorted(line.split(" - ")[0] for line in summary(proc, "ERROR") if line.endswith(f"CI=true: {NEEDS}")) == [
+        f"ERROR test_child.py::{name}"
+        for name in ("test_fixture", "test_marked", "test_marked_skipped_by_hand", "test_marked_skips_itself")
+    ], proc.stdout
 
 
 @pytest.mark.sandbox
@@ -100,7 +123,11 @@ def test_under_ci_a_sandbox_test_skipped_by_other_means_fails(tmp_path):
     proc = run_child(tmp_path, ci=True, hide_bwrap=False)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert closing(proc) == "1 failed, 3 passed, 1 error", proc.stdout
-    assert summary(proc, "ERROR") == ["ERROR test_child.py::test_marked_skipped_by_hand - CI=true: a sandbox test "
-                                      "may not be skipped (Skipped: turned off by hand)"]
-    assert summary(proc, "FAILED") == ["FAILED test_child.py::test_marked_skips_itself - CI=true: a sandbox test "
-                                       "may not be skipped (Skipped: skipped from inside)"]
+    assert summary(proc, "ERROR") == [
+        "ERROR test_child.py::test_marked_skipped_by_hand - CI=true: a sandbox test "
+        "may not be skipped (Skipped: turned off by hand)"
+    ]
+    assert summary(proc, "FAILED") == [
+        "FAILED test_child.py::test_marked_skips_itself - CI=true: a sandbox test "
+        "may not be skipped (Skipped: skipped from inside)"
+    ]

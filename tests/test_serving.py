@@ -100,8 +100,10 @@ def test_port_is_free_sees_a_listening_socket(listening_socket):
 
 
 def test_port_in_use_is_refused_before_launch_and_another_suggested(listening_socket, tmp_path):
-    for server in (ModelServer(str(tmp_path), port=listening_socket, check_model=False),
-                   MlflowUI(f"sqlite:///{tmp_path}/x.db", port=listening_socket)):
+    for server in (
+        ModelServer(str(tmp_path), port=listening_socket, check_model=False),
+        MlflowUI(f"sqlite:///{tmp_path}/x.db", port=listening_socket),
+    ):
         with pytest.raises(PortInUseError, match=f"port {listening_socket} on 127.0.0.1 is already in use") as info:
             server.start()
         assert server.process is None  # nothing was launched
@@ -281,9 +283,10 @@ def test_normal_exit_and_interpreter_exit_leave_nothing_running(store, tmp_path)
     uri, logged, folder = store
     with ModelServer(logged.model_uri, tracking_uri=uri) as server:
         pgid = server.pgid
-        assert server.predict(split_iris(42).X_test.head(3)).tolist() == logged.model.predict(
-            split_iris(42).X_test.head(3)
-        ).tolist()
+        assert (
+            server.predict(split_iris(42).X_test.head(3)).tolist()
+            == logged.model.predict(split_iris(42).X_test.head(3)).tolist()
+        )
     assert group_members(pgid) == [] and port_is_free(server.port)
 
     # A Python process that starts a server and exits without stopping it: the finalizer must stop the group.
@@ -305,8 +308,9 @@ def test_mlflow_ui_starts_serves_the_store_and_stops(store):
         pgid = ui.pgid
         page = requests.get(ui.url, timeout=30)
         assert page.status_code == 200 and "<html" in page.text.lower()
-        answer = requests.get(f"{ui.url}/api/2.0/mlflow/registered-models/get", params={"name": "iris-serve"},
-                              timeout=30)
+        answer = requests.get(
+            f"{ui.url}/api/2.0/mlflow/registered-models/get", params={"name": "iris-serve"}, timeout=30
+        )
         assert answer.json()["registered_model"]["name"] == "iris-serve"
         run = requests.get(f"{ui.url}/api/2.0/mlflow/runs/get", params={"run_id": logged.run_id}, timeout=30)
         metrics = {m["key"]: m["value"] for m in run.json()["run"]["data"]["metrics"]}
@@ -327,7 +331,7 @@ def test_model_check_finds_logged_model_ids_and_leaves_mlflow_globals_alone(stor
     uri, logged, _ = store
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     before = mlflow.get_tracking_uri()
-    check_model_uri(logged.model_uri, tracking_uri=uri)            # models:/m-<id>, a logged model
+    check_model_uri(logged.model_uri, tracking_uri=uri)  # models:/m-<id>, a logged model
     assert logged.model_uri.startswith("models:/m-")
     with pytest.raises(ModelNotFoundError, match="m-00000000000000000000000000000000"):
         check_model_uri("models:/m-00000000000000000000000000000000", tracking_uri=uri)

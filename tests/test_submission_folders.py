@@ -23,9 +23,9 @@ def test_linked_submission_folders_are_not_graded(generated_docs_course, tmp_pat
     shutil.copytree(generated_docs_course, course)
     submitted = course / "submitted"
     shutil.rmtree(submitted / "hacker" / "ps1")
-    os.symlink(course / "source" / "ps1", submitted / "hacker" / "ps1")          # the instructor's solution
+    os.symlink(course / "source" / "ps1", submitted / "hacker" / "ps1")  # the instructor's solution
     shutil.rmtree(submitted / "partial")
-    os.symlink(submitted / "bitdiddle", submitted / "partial")                    # a classmate's work
+    os.symlink(submitted / "bitdiddle", submitted / "partial")  # a classmate's work
     proc = autograder_cli(course, "grade", "ps1", "--json")
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = {r["student_id"]: r for r in json.loads(proc.stdout)}

@@ -57,8 +57,11 @@ def latest(pages: dict[str, str]) -> str:
 
 @pytest.fixture
 def course(tmp_path):
-    return make_course(tmp_path, policy=f"c.AttemptsPolicy.limits = {{{ASSIGNMENT!r}: 2}}",
-                       config=f"c.Execute.timeout = {CELL_TIMEOUT}")
+    return make_course(
+        tmp_path,
+        policy=f"c.AttemptsPolicy.limits = {{{ASSIGNMENT!r}: 2}}",
+        config=f"c.Execute.timeout = {CELL_TIMEOUT}",
+    )
 
 
 @pytest.mark.sandbox
@@ -100,8 +103,14 @@ def test_a_second_attempt_raises_the_score_that_counts_then_solutions_then_refus
     assert not leaked, leaked[:3]
     assert re.search(r"bob practice_questions attempt 3: refused", service.text())
 
-    proc = subprocess.run([sys.executable, "-m", "autograder", "attempts", ASSIGNMENT, "--student", "bob"],
-                          cwd=course, env=env(), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "autograder", "attempts", ASSIGNMENT, "--student", "bob"],
+        cwd=course,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "bob: 2 graded attempt(s), 0 left, best counts: 19/19 (attempt 2)" in proc.stdout
     assert re.search(r"#1 [^\n]+ UTC graded ok 15/19", proc.stdout)
@@ -133,8 +142,9 @@ def test_three_students_each_get_their_feedback_and_a_hostile_one_delays_nobody(
     finally:
         assert service.stop() == 0
     assert "This attempt: 19 / 19" in pages["alice"] and "Attempts left: 1 of 2" in pages["alice"]
-    assert all(f"Question {q.number} ({q.points}/{q.points}): {q.answer} is right. {md(q.why)}" in pages["alice"]
-               for q in BANK)
+    assert all(
+        f"Question {q.number} ({q.points}/{q.points}): {q.answer} is right. {md(q.why)}" in pages["alice"] for q in BANK
+    )
     assert "This attempt: 13 / 19" in pages["dave"]  # q7 and q9: 3 points each
     assert "status: timeout" in pages["carol"] and "Question 10 (0/3): no answer" in pages["carol"]
     assert "This attempt: 16 / 19" in pages["carol"]  # the points earned before the loop are kept
@@ -142,15 +152,25 @@ def test_three_students_each_get_their_feedback_and_a_hostile_one_delays_nobody(
     assert not leaked, leaked[:3]
     assert re.search(r"carol practice_questions attempt 1: timeout 16/19", service.text())
 
-    proc = subprocess.run([sys.executable, "-m", "autograder", "report", ASSIGNMENT], cwd=course, env=env(),
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "autograder", "report", ASSIGNMENT],
+        cwd=course,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     import csv
 
-    rows = {r["student_id"]: r for r in csv.DictReader((course / "build" / "report" / ASSIGNMENT /
-                                                         "grades.csv").open())}
+    rows = {
+        r["student_id"]: r for r in csv.DictReader((course / "build" / "report" / ASSIGNMENT / "grades.csv").open())
+    }
     assert {s: (r["attempts"], float(r["total"]), r["status"]) for s, r in rows.items()} == {
-        "alice": ("1/2", 19.0, "ok"), "dave": ("1/2", 13.0, "ok"), "carol": ("1/2", 16.0, "timeout")}
+        "alice": ("1/2", 19.0, "ok"),
+        "dave": ("1/2", 13.0, "ok"),
+        "carol": ("1/2", 16.0, "timeout"),
+    }
 
 
 def test_a_second_service_on_the_same_course_refuses(tmp_path):
@@ -161,8 +181,14 @@ def test_a_second_service_on_the_same_course_refuses(tmp_path):
     first = Service(course, "--no-sandbox", "--poll", "0.2")
     try:
         first.wait_for("watching")
-        proc = subprocess.run([sys.executable, "-m", "autograder", "watch", "--once", "--no-sandbox"], cwd=course,
-                              env=env(), capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-m", "autograder", "watch", "--once", "--no-sandbox"],
+            cwd=course,
+            env=env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == 2
         assert f"another grading service is already running on this course (pid {first.proc.pid}" in proc.stderr
         assert str(course / ".autograder" / "watch.lock") in proc.stderr
@@ -179,8 +205,14 @@ def test_an_unreadable_exchange_is_an_error_naming_the_path(tmp_path):
     inbound = course / "exchange" / "mlops-bridge" / "inbound"
     inbound.parent.mkdir(parents=True)
     inbound.write_text("not a folder")
-    proc = subprocess.run([sys.executable, "-m", "autograder", "watch", "--once", "--no-sandbox"], cwd=course,
-                          env=env(), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "autograder", "watch", "--once", "--no-sandbox"],
+        cwd=course,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr
     assert f"cannot read the exchange's inbound folder {inbound}" in proc.stderr
 
@@ -206,7 +238,8 @@ def test_policy_counts_best_or_last_and_attempts_left(tmp_path):
     from autograder.attempts import Ledger, load_policy, standing
 
     (tmp_path / "nbgrader_config.py").write_text(
-        "c = get_config()\nc.AttemptsPolicy.limits = {'ex': 3}\nc.AttemptsPolicy.counts = {'pq': 'last'}\n")
+        "c = get_config()\nc.AttemptsPolicy.limits = {'ex': 3}\nc.AttemptsPolicy.counts = {'pq': 'last'}\n"
+    )
     policy = load_policy(tmp_path)
     ledger = Ledger(tmp_path)
     for assignment in ("ex", "pq"):
@@ -221,8 +254,14 @@ def test_policy_counts_best_or_last_and_attempts_left(tmp_path):
 
 
 def test_watch_help_shows_the_policy():
-    proc = subprocess.run([sys.executable, "-m", "autograder", "watch", "--help"], cwd=Path(__file__).parents[1],
-                          env=env(), capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "autograder", "watch", "--help"],
+        cwd=Path(__file__).parents[1],
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0
     assert "c.AttemptsPolicy.limits" in proc.stdout and "this course: {'fix_the_pipeline': 5}" in proc.stdout
 
@@ -254,14 +293,22 @@ def test_sigkill_mid_grading_then_restart_grades_every_submission_once(course, t
         service.fh.close()
     before = json.loads(ledger.read_text())["attempts"]
     assert any(a["state"] == "grading" for a in before)
-    proc = subprocess.run([sys.executable, "-m", "autograder", "watch", "--once"], cwd=course, env=env(),
-                          capture_output=True, text=True, timeout=600, start_new_session=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "autograder", "watch", "--once"],
+        cwd=course,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        start_new_session=True,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     attempts = json.loads(ledger.read_text())["attempts"]
     inbound = sorted(p.name for p in (course / "exchange" / "mlops-bridge" / "inbound").iterdir())
     assert sorted(a["id"] for a in attempts) == inbound  # one record per submission, none twice
     assert {(a["student"], a["number"], a["state"], a["status"], a["score"], a["feedback"]) for a in attempts} == {
-        (s.name, 1, "graded", "ok", 19.0, "released") for s in students}
+        (s.name, 1, "graded", "ok", 19.0, "released") for s in students
+    }
     for s in students:
         assert s.feedback_count(ASSIGNMENT) == 1
     graded_lines = re.findall(r"watch: (s\d) practice_questions attempt 1: ok", proc.stderr)
@@ -346,10 +393,12 @@ def test_after_the_due_date_attempts_are_flagged_late_or_refused_and_solutions_a
     late_exercise = service.ledger.add("a+y+1", "fix_the_pipeline", "a", "2026-01-02 09:00:00.000000 UTC")
     assert (service.decide(before), before.late) == (None, False)
     assert (service.decide(after), after.late) == (None, True)
-    assert service.decide(late_exercise) == ("not graded: submitted after the due date, and this assignment takes no "
-                                             "late attempts")
+    assert service.decide(late_exercise) == (
+        "not graded: submitted after the due date, and this assignment takes no late attempts"
+    )
     after.state, after.status, after.score, after.max_score = "graded", "ok", 3.0, 19.0
-    summary = attempt_summary(service.course, ASSIGNMENT, "a", attempt=after, ledger=service.ledger,
-                              policy=service.policy)
+    summary = attempt_summary(
+        service.course, ASSIGNMENT, "a", attempt=after, ledger=service.ledger, policy=service.policy
+    )
     assert "## Your attempt 2 (late)" in summary and "Attempts left: **unlimited**" in summary
     assert "## Step-by-step solutions" in summary and all(step in summary for q in BANK for step in q.solution)

@@ -37,13 +37,36 @@ class Cluster:
         self.fh = open(self.log, "ab")
         dask = str(BIN / "dask")
         host, port = self.address.removeprefix("tcp://").split(":")
-        self.procs = [subprocess.Popen([dask, "scheduler", "--host", host, "--port", port, "--no-dashboard"],
-                                       env=env(), stdout=self.fh, stderr=subprocess.STDOUT, start_new_session=True)]
+        self.procs = [
+            subprocess.Popen(
+                [dask, "scheduler", "--host", host, "--port", port, "--no-dashboard"],
+                env=env(),
+                stdout=self.fh,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        ]
         self._wait(r"Scheduler at:")
-        self.procs.append(subprocess.Popen([dask, "worker", self.address, "--nworkers", "1", "--nthreads", "1",
-                                            "--no-dashboard", "--name", "grader-1"],
-                                           env=env(), stdout=self.fh, stderr=subprocess.STDOUT,
-                                           start_new_session=True))
+        self.procs.append(
+            subprocess.Popen(
+                [
+                    dask,
+                    "worker",
+                    self.address,
+                    "--nworkers",
+                    "1",
+                    "--nthreads",
+                    "1",
+                    "--no-dashboard",
+                    "--name",
+                    "grader-1",
+                ],
+                env=env(),
+                stdout=self.fh,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
         self._wait(r"Registered to:")
 
     def _wait(self, pattern: str, timeout: float = 90) -> None:
@@ -117,9 +140,14 @@ def test_watch_with_an_unreachable_scheduler_says_so_at_start(tmp_path):
     (not one error per attempt later)."""
     course = make_course(tmp_path)
     address = f"tcp://127.0.0.1:{free_port()}"
-    proc = subprocess.run([str(BIN / "python"), "-m", "autograder", "watch", "--once", "--no-sandbox",
-                           "--scheduler", address], cwd=course, env=env(), capture_output=True, text=True,
-                          timeout=180)
+    proc = subprocess.run(
+        [str(BIN / "python"), "-m", "autograder", "watch", "--once", "--no-sandbox", "--scheduler", address],
+        cwd=course,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert proc.returncode != 0
     assert "cannot reach the Dask scheduler" in proc.stderr and address in proc.stderr, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr, proc.stderr[-2000:]

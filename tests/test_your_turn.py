@@ -34,46 +34,61 @@ LESSONS = sorted(p.name for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 
 # The solutions, by lesson and your-turn cell id. Kept here, never in the notebooks.
 SOLUTIONS = {
-    "00_why_mlops.ipynb": {"nb00-yt-1": '''
+    "00_why_mlops.ipynb": {
+        "nb00-yt-1": '''
 def data_validation(state):
     """Stop the pipeline with a ValueError when a training measurement is missing; otherwise do nothing."""
     if state["split"].X_train.isna().any().any():
         raise ValueError("a training measurement is missing")
-'''},
-    "01_experiment_tracking.ipynb": {"nb01-yt-4": '''
+'''
+    },
+    "01_experiment_tracking.ipynb": {
+        "nb01-yt-4": """
 with mlflow.start_run(run_name="my-run") as my_run:
     mine = LogisticRegression(C=0.5, max_iter=max_iter).fit(split.X_train, split.y_train)
     mlflow.log_param("C", 0.5)
     mlflow.log_metric("val_accuracy", mine.score(split.X_val, split.y_val))
 my_run_id = my_run.info.run_id
-''', "nb01-yt-1": '''
+""",
+        "nb01-yt-1": """
 good_runs = mlflow.search_runs(
     experiment_names=[experiment_name],
     filter_string="tags.sweep = 'C' and metrics.val_accuracy >= 0.9",
     order_by=["metrics.val_accuracy DESC"],
 )
-'''},
-    "02_reproducible_runs.ipynb": {"nb02-yt-1": '''
+""",
+    },
+    "02_reproducible_runs.ipynb": {
+        "nb02-yt-1": """
 my_command = ["mlflow", "run", ".", "--env-manager", "local", "--experiment-name", experiment_name,
               "-P", "max_iter=500"]
-'''},
-    "03_model_versions.ipynb": {"03-yt-1": '''
+"""
+    },
+    "03_model_versions.ipynb": {
+        "03-yt-1": """
 client.set_registered_model_alias(model_name, "previous", challenger.version)
-'''},
-    "04_serving.ipynb": {"04-yt-1": '''
+"""
+    },
+    "04_serving.ipynb": {
+        "04-yt-1": """
 response = requests.post(f"{server.url}/invocations", json={"inputs": X_test.head(3).to_dict(orient="list")},
                          timeout=30)
-'''},
-    "05_monitoring.ipynb": {"05-yt-2": '''
+"""
+    },
+    "05_monitoring.ipynb": {
+        "05-yt-2": """
 r = np.clip(np.histogram(reference.petal_length, edges)[0] / len(reference), 1e-4, None)
 c = np.clip(np.histogram(last_petal_length, edges)[0] / len(last_petal_length), 1e-4, None)
 psi_value = float(np.sum((c - r) * np.log(c / r)))
-'''},
-    "06_automation.ipynb": {"06-yt-1": '''
+"""
+    },
+    "06_automation.ipynb": {
+        "06-yt-1": '''
 def not_worse(accuracy, champion_accuracy, tolerance):
     """True when the candidate's accuracy is at most `tolerance` below the champion's, else False."""
     return accuracy >= champion_accuracy - tolerance - 1e-9
-'''},
+'''
+    },
 }
 
 
@@ -136,8 +151,7 @@ def test_a_check_answers_whatever_it_is_given(capsys):
 def test_data_validation_check(capsys):
     split = split_iris_validation(42)
 
-    def shipped(state):
-        ...
+    def shipped(state): ...
 
     def solution(state):
         if state["split"].X_train.isna().any().any():
@@ -155,10 +169,13 @@ def test_data_validation_check(capsys):
 
     assert_hint(your_turn.check_data_validation(shipped, split), said(capsys), "write the body")
     assert_pass(your_turn.check_data_validation(solution, split), said(capsys))
-    assert_hint(your_turn.check_data_validation(checks_the_wrong_rows, split), said(capsys), "let through",
-                "X_train")
-    assert_hint(your_turn.check_data_validation(wrong_exception, split), said(capsys), "raised AssertionError",
-                "raise ValueError")
+    assert_hint(your_turn.check_data_validation(checks_the_wrong_rows, split), said(capsys), "let through", "X_train")
+    assert_hint(
+        your_turn.check_data_validation(wrong_exception, split),
+        said(capsys),
+        "raised AssertionError",
+        "raise ValueError",
+    )
     assert_hint(your_turn.check_data_validation(stops_everything, split), said(capsys), "stopped the clean")
     assert not split.X_train.isna().any().any()  # the check broke a copy, not the lesson's rows
 
@@ -175,9 +192,13 @@ def store(tmp_path_factory):
     uri = f"sqlite:///{tmp_path_factory.mktemp('yt') / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment("yt01")
-    for name, tags, accuracy in [("seed", {}, None), ("mlflow3-way", {"lesson": "01"}, None),
-                                 ("C=0.01", {"sweep": "C"}, 0.85), ("C=0.1", {"sweep": "C"}, 0.9),
-                                 ("C=1.0", {"sweep": "C"}, 0.95)]:
+    for name, tags, accuracy in [
+        ("seed", {}, None),
+        ("mlflow3-way", {"lesson": "01"}, None),
+        ("C=0.01", {"sweep": "C"}, 0.85),
+        ("C=0.1", {"sweep": "C"}, 0.9),
+        ("C=1.0", {"sweep": "C"}, 0.95),
+    ]:
         with mlflow.start_run(run_name=name):
             mlflow.set_tags(tags)
             mlflow.log_metric("val_accuracy" if accuracy else "accuracy", accuracy or 1.0)
@@ -207,13 +228,19 @@ def test_sweep_query_check(store, capsys):
     assert_pass(check(query(right), "yt01", 0.9), said(capsys))
     assert_hint(check(query("attributes.status = 'FINISHED'"), "yt01", 0.9), said(capsys), "not part of the sweep")
     assert_hint(check(query("tags.sweep = 'C'"), "yt01", 0.9), said(capsys), "below 0.9", "metrics.val_accuracy")
-    assert_hint(check(query("tags.sweep = 'C' and metrics.val_accuracy > 0.9"), "yt01", 0.9), said(capsys),
-                "1 sweep run(s)", ">= or >")
+    assert_hint(
+        check(query("tags.sweep = 'C' and metrics.val_accuracy > 0.9"), "yt01", 0.9),
+        said(capsys),
+        "1 sweep run(s)",
+        ">= or >",
+    )
     assert_hint(check(query(right, order="metrics.val_accuracy ASC"), "yt01", 0.9), said(capsys), "wrong order")
-    assert_hint(check(query(right, experiments=("yt01", "elsewhere")), "yt01", 0.9), said(capsys),
-                "another experiment")
-    assert_hint(check(mlflow.search_runs(experiment_names=["yt01"], filter_string=right, output_format="list"),
-                      "yt01", 0.9), said(capsys), "a list")
+    assert_hint(check(query(right, experiments=("yt01", "elsewhere")), "yt01", 0.9), said(capsys), "another experiment")
+    assert_hint(
+        check(mlflow.search_runs(experiment_names=["yt01"], filter_string=right, output_format="list"), "yt01", 0.9),
+        said(capsys),
+        "a list",
+    )
 
 
 @pytest.mark.full  # the store's creation (MLflow's schema migrations) takes 3-5 s
@@ -236,15 +263,16 @@ def test_logged_run_check(store, capsys):
     def check(run_id):
         return your_turn.check_logged_run(run_id, "yt01", split, C=0.5, max_iter=200)
 
-    val, test, train = (model.score(X, y) for X, y in ((split.X_val, split.y_val), (split.X_test, split.y_test),
-                                                        (split.X_train, split.y_train)))
+    val, test, train = (
+        model.score(X, y)
+        for X, y in ((split.X_val, split.y_val), (split.X_test, split.y_test), (split.X_train, split.y_train))
+    )
     assert len({val, test, train}) == 3  # else the slips below could not be told apart
     assert_hint(check(...), said(capsys), "start a run")
     assert_pass(check(run({"C": 0.5}, {"val_accuracy": val})), said(capsys))
     assert_hint(check(mlflow.last_active_run()), said(capsys), "a string")
     assert_hint(check("0" * 32), said(capsys), "no run with the ID")
-    assert_hint(check(run({"C": 0.5}, {"val_accuracy": val}, experiment="elsewhere")), said(capsys),
-                "'elsewhere'")
+    assert_hint(check(run({"C": 0.5}, {"val_accuracy": val}, experiment="elsewhere")), said(capsys), "'elsewhere'")
     assert_hint(check(run({}, {"val_accuracy": val})), said(capsys), "no parameter C")
     assert_hint(check(run({"C": 1.0}, {"val_accuracy": val})), said(capsys), "another value")
     assert_hint(check(run({"C": 0.5}, {"accuracy": val})), said(capsys), "no metric val_accuracy", "accuracy")
@@ -266,8 +294,10 @@ def test_project_command_check(capsys):
     right = ["mlflow", "run", ".", "--env-manager", "local", "--experiment-name", "e", "-P", "max_iter=500"]
     assert_hint(check(..., "e", 500), said(capsys), "list of strings")
     assert_pass(check(right, "e", 500), said(capsys))
-    assert_pass(check(["mlflow", "run", ".", "-P", "max_iter=500", "--experiment-name=e", "--env-manager=local"],
-                      "e", 500), said(capsys))
+    assert_pass(
+        check(["mlflow", "run", ".", "-P", "max_iter=500", "--experiment-name=e", "--env-manager=local"], "e", 500),
+        said(capsys),
+    )
     assert_hint(check(" ".join(right), "e", 500), said(capsys), "list of strings")
     assert_hint(check(["python", *right[1:]], "e", 500), said(capsys), "starts with")
     assert_hint(check([w for w in right if w != "."], "e", 500), said(capsys), "which project")
@@ -286,11 +316,16 @@ def test_alias_check(store, capsys):
     mlflow.set_tracking_uri(store)
     client = MlflowClient()
     why = "the challenger's version"
-    assert_hint(your_turn.check_alias("yt-model", "previous", "2", why=why), said(capsys), "no version",
-                "takes the model's name, the alias and a version")
+    assert_hint(
+        your_turn.check_alias("yt-model", "previous", "2", why=why),
+        said(capsys),
+        "no version",
+        "takes the model's name, the alias and a version",
+    )
     client.set_registered_model_alias("yt-model", "previous", "1")  # the champion's version: the wrong one
-    assert_hint(your_turn.check_alias("yt-model", "previous", "2", why=why), out_wrong := said(capsys),
-                "current champion", why)
+    assert_hint(
+        your_turn.check_alias("yt-model", "previous", "2", why=why), out_wrong := said(capsys), "current champion", why
+    )
     assert "version 2" not in out_wrong  # the hint names the mistake, not the answer
     client.set_registered_model_alias("yt-model", "previous", "2")
     assert_pass(your_turn.check_alias("yt-model", "previous", "2", why=why), said(capsys))
@@ -305,8 +340,11 @@ def response(payload, status=200, predictions=(0, 1, 2), url="http://127.0.0.1:5
     (the real server is called by the lesson test: here only the check's judgement is under test)."""
     answer = requests.Response()
     answer.status_code = status
-    body = {"predictions": list(predictions)} if status == 200 else {"error_code": "BAD_REQUEST",
-                                                                      "message": "The input must be a JSON dictionary"}
+    body = (
+        {"predictions": list(predictions)}
+        if status == 200
+        else {"error_code": "BAD_REQUEST", "message": "The input must be a JSON dictionary"}
+    )
     answer._content = json.dumps(body).encode()
     answer.request = requests.Request("POST", url, json=payload).prepare()
     answer.url = url
@@ -320,22 +358,49 @@ def test_invocation_check(capsys):
     right = {"inputs": X.to_dict(orient="list")}
     assert_hint(check(..., expected, key="inputs", n_flowers=3), said(capsys), "requests.post")
     assert_pass(check(response(right, predictions=expected), expected, key="inputs", n_flowers=3), said(capsys))
-    assert_hint(check(response(right, predictions=expected).json(), expected, key="inputs", n_flowers=3),
-                said(capsys), "a Response")
-    assert_hint(check(response(right, url="http://127.0.0.1:5001/ping"), expected, key="inputs", n_flowers=3),
-                said(capsys), "/invocations endpoint")
-    assert_hint(check(response({"columns": list(X.columns), "data": X.values.tolist()}, status=400), expected,
-                      key="inputs", n_flowers=3), said(capsys), "HTTP 400", "JSON dictionary")
-    assert_hint(check(response({"dataframe_split": X.to_dict(orient="split")}, predictions=expected), expected,
-                      key="inputs", n_flowers=3), said(capsys), "'dataframe_split' format", "'inputs'")
-    assert_hint(check(response(right, predictions=[1, 0]), expected, key="inputs", n_flowers=3), said(capsys),
-                "2 flower(s)")
-    assert_hint(check(response(right, predictions=[2, 2, 2]), expected, key="inputs", n_flowers=3), said(capsys),
-                "other flowers")
+    assert_hint(
+        check(response(right, predictions=expected).json(), expected, key="inputs", n_flowers=3),
+        said(capsys),
+        "a Response",
+    )
+    assert_hint(
+        check(response(right, url="http://127.0.0.1:5001/ping"), expected, key="inputs", n_flowers=3),
+        said(capsys),
+        "/invocations endpoint",
+    )
+    assert_hint(
+        check(
+            response({"columns": list(X.columns), "data": X.values.tolist()}, status=400),
+            expected,
+            key="inputs",
+            n_flowers=3,
+        ),
+        said(capsys),
+        "HTTP 400",
+        "JSON dictionary",
+    )
+    assert_hint(
+        check(
+            response({"dataframe_split": X.to_dict(orient="split")}, predictions=expected),
+            expected,
+            key="inputs",
+            n_flowers=3,
+        ),
+        said(capsys),
+        "'dataframe_split' format",
+        "'inputs'",
+    )
+    assert_hint(
+        check(response(right, predictions=[1, 0]), expected, key="inputs", n_flowers=3), said(capsys), "2 flower(s)"
+    )
+    assert_hint(
+        check(response(right, predictions=[2, 2, 2]), expected, key="inputs", n_flowers=3),
+        said(capsys),
+        "other flowers",
+    )
     crashed = response(right, status=500)
     crashed._content = b"Internal Server Error"  # not JSON: the check still answers
-    assert_hint(check(crashed, expected, key="inputs", n_flowers=3), said(capsys), "HTTP 500",
-                "Internal Server Error")
+    assert_hint(check(crashed, expected, key="inputs", n_flowers=3), said(capsys), "HTTP 500", "Internal Server Error")
     odd = response(right)
     odd._content = b'{"result": 1}'
     assert_hint(check(odd, expected, key="inputs", n_flowers=3), said(capsys), "no list of predictions")
@@ -365,11 +430,14 @@ def test_psi_check(capsys):
     if math.isfinite(unfloored):  # the data must make the mistake visible for this case to mean anything
         pytest.fail("the example data has no empty bin: choose data whose last batch leaves a bin empty")
     assert_hint(check(unfloored, expected, other_batch=other), said(capsys), "empty bin", "1e-4")
-    assert_hint(check(float(np.sum((c - r) * np.log(r / c))), expected, other_batch=other), said(capsys),
-                "negative")
+    assert_hint(check(float(np.sum((c - r) * np.log(r / c))), expected, other_batch=other), said(capsys), "negative")
     counts_r, counts_c = r * len(reference), c * len(last)
-    assert_hint(check(float(np.sum((counts_c - counts_r) * np.log(counts_c / counts_r))), expected,
-                      other_batch=other), said(capsys), "far too large", "shares")
+    assert_hint(
+        check(float(np.sum((counts_c - counts_r) * np.log(counts_c / counts_r))), expected, other_batch=other),
+        said(capsys),
+        "far too large",
+        "shares",
+    )
     assert_hint(check(other, expected, other_batch=other), said(capsys), "another batch")
     assert_hint(check([expected], expected, other_batch=other), said(capsys), "one number")
     assert_hint(check(expected * 0.8, expected, other_batch=other), out := said(capsys), "deciles")
@@ -411,8 +479,12 @@ def solved_copy(name: str, folder: Path) -> Path:
 
 
 # knobs that keep the solved runs short; the lesson tests run the lessons' full defaults
-QUICK = {"03_model_versions.ipynb": {"start_ui": False}, "04_serving.ipynb": {"n_requests": 20},
-         "05_monitoring.ipynb": {"n_batches": 16, "drift_start": 6}, "06_automation.ipynb": {"run_ci_tests": False}}
+QUICK = {
+    "03_model_versions.ipynb": {"start_ui": False},
+    "04_serving.ipynb": {"n_requests": 20},
+    "05_monitoring.ipynb": {"n_batches": 16, "drift_start": 6},
+    "06_automation.ipynb": {"run_ci_tests": False},
+}
 
 
 @pytest.mark.full

@@ -58,11 +58,18 @@ class Student:
             f"c.CourseDirectory.student_id = {name!r}\n"
             f"c.CourseDirectory.root = {str(self.home)!r}\n"
             f"c.Exchange.root = {str(root / 'exchange')!r}\n"
-            f"c.Exchange.assignment_dir = {str(self.home)!r}\n")
+            f"c.Exchange.assignment_dir = {str(self.home)!r}\n"
+        )
 
     def nbgrader(self, *args: str) -> str:
-        proc = subprocess.run([str(BIN / "nbgrader"), *args], cwd=self.home, env=env(self.home),
-                              capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [str(BIN / "nbgrader"), *args],
+            cwd=self.home,
+            env=env(self.home),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert proc.returncode == 0, f"{self.name}: nbgrader {' '.join(args)}:\n{proc.stdout}\n{proc.stderr[-3000:]}"
         return proc.stdout + proc.stderr
 
@@ -130,8 +137,14 @@ class Service:
     def __init__(self, root: Path, *args: str, log: Path | None = None):
         self.log = log or root / "watch.log"
         self.fh = open(self.log, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "autograder", "watch", *args], cwd=root, env=env(),
-                                     stdout=self.fh, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "autograder", "watch", *args],
+            cwd=root,
+            env=env(),
+            stdout=self.fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")
@@ -139,8 +152,9 @@ class Service:
     def wait_for(self, pattern: str, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
         while not re.search(pattern, self.text()):
-            assert self.proc.poll() is None or re.search(pattern, self.text()), \
+            assert self.proc.poll() is None or re.search(pattern, self.text()), (
                 f"the service exited ({self.proc.returncode}):\n{self.text()[-3000:]}"
+            )
             assert time.monotonic() < deadline, f"no {pattern!r} in the service's log:\n{self.text()[-3000:]}"
             time.sleep(0.1)
 

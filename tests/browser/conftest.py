@@ -30,8 +30,14 @@ SCREENSHOTS = ROOT / "build" / "browser"
 BIN = Path(sys.executable).parent
 
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
 ]
 #: Playwright's default per-action wait; a React page or a kernel can take this long on a loaded 2-core machine.
 ACTION_TIMEOUT_MS = 120_000
@@ -59,8 +65,10 @@ def pytest_runtest_makereport(item, call):
 def browser():
     executable = shutil.which("chromium")
     if executable is None:
-        pytest.fail("Debian's chromium is not installed (`apt-get install chromium`; .ci/run does): "
-                    "the browser tests need it and download no browser")
+        pytest.fail(
+            "Debian's chromium is not installed (`apt-get install chromium`; .ci/run does): "
+            "the browser tests need it and download no browser"
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -100,8 +108,11 @@ def tagged_processes(value: str) -> list:
     found = []
     for proc in psutil.process_iter(["status"]):
         try:
-            if proc.pid != os.getpid() and proc.info["status"] != psutil.STATUS_ZOMBIE \
-                    and proc.environ().get(TAG) == value:
+            if (
+                proc.pid != os.getpid()
+                and proc.info["status"] != psutil.STATUS_ZOMBIE
+                and proc.environ().get(TAG) == value
+            ):
                 found.append(proc)
         except psutil.Error:
             continue
@@ -135,27 +146,45 @@ class JupyterLab:
         for sub in ("config", "data", "runtime", "workspaces"):
             (self.state / sub).mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
-        env.update({
-            "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-            "JUPYTER_CONFIG_DIR": str(self.state / "config"),
-            "JUPYTER_DATA_DIR": str(self.state / "data"),
-            "JUPYTER_RUNTIME_DIR": str(self.state / "runtime"),
-            "JUPYTERLAB_WORKSPACES_DIR": str(self.state / "workspaces"),
-            "PYTHONUNBUFFERED": "1",
-            TAG: self.tag,
-        })
+        env.update(
+            {
+                "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+                "JUPYTER_CONFIG_DIR": str(self.state / "config"),
+                "JUPYTER_DATA_DIR": str(self.state / "data"),
+                "JUPYTER_RUNTIME_DIR": str(self.state / "runtime"),
+                "JUPYTERLAB_WORKSPACES_DIR": str(self.state / "workspaces"),
+                "PYTHONUNBUFFERED": "1",
+                TAG: self.tag,
+            }
+        )
         env.pop("MLFLOW_TRACKING_URI", None)  # the lessons must use their own default, as a student's would
         command = [
-            str(BIN / "jupyter"), "lab", "--no-browser", "--ip", "127.0.0.1", "--port", str(self.port),
-            "--port-retries", "0", f"--ServerApp.token={self.token}", f"--ServerApp.root_dir={self.folder}",
+            str(BIN / "jupyter"),
+            "lab",
+            "--no-browser",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--port-retries",
+            "0",
+            f"--ServerApp.token={self.token}",
+            f"--ServerApp.root_dir={self.folder}",
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
             "--LabServerApp.workspaces_dir=" + str(self.state / "workspaces"),
         ]
         if os.geteuid() == 0:  # CI runs as root; Jupyter refuses that unless told
             command.append("--allow-root")
         self.log = open(self.log_path, "wb")
-        self.process = subprocess.Popen(command, cwd=self.folder, env=env, stdin=subprocess.DEVNULL,
-                                        stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(
+            command,
+            cwd=self.folder,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + self.startup_timeout
         while True:
             if self.process.poll() is not None:
@@ -167,8 +196,9 @@ class JupyterLab:
                 pass
             if time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"jupyter lab did not answer within {self.startup_timeout:.0f} s:\n"
-                                   f"{self.log_tail()}")
+                raise RuntimeError(
+                    f"jupyter lab did not answer within {self.startup_timeout:.0f} s:\n{self.log_tail()}"
+                )
             time.sleep(1)
 
     def log_tail(self, lines: int = 30) -> str:

@@ -37,8 +37,9 @@ def course(tmp_path_factory):
         shutil.copy2(notebook, root / "notebooks" / notebook.name)
     release(practice_answers.ASSIGNMENT, root, exchange=False, log=lambda message: None)
     answers, _ = practice_answers.source_answers(root)
-    practice_answers.write(practice_answers.answered(root, set(answers)),
-                           root / "solved" / f"{practice_answers.ASSIGNMENT}.ipynb")
+    practice_answers.write(
+        practice_answers.answered(root, set(answers)), root / "solved" / f"{practice_answers.ASSIGNMENT}.ipynb"
+    )
     return root
 
 
@@ -53,8 +54,9 @@ def open_notebook(page, lab, path: str, code_cells: int | None = None) -> None:
     page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell").first.wait_for()
     page.locator(".jp-StatusBar-TextItem", has_text=re.compile(r"\| Idle$")).wait_for()
     if code_cells is not None:
-        page.wait_for_function("n => document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell').length === n",
-                               arg=code_cells)
+        page.wait_for_function(
+            "n => document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell').length === n", arg=code_cells
+        )
 
 
 def click_menu(page, menu: str, item: str) -> None:
@@ -111,8 +113,11 @@ def test_lesson_01_runs_all_cells_in_jupyterlab(page, lab, course):
     assert store.is_file(), "the lesson did not write its default store sqlite:///mlflow.db next to the notebook"
     client = MlflowClient(f"sqlite:///{store}")
     experiment = client.get_experiment_by_name("01-experiment-tracking")
-    runs = client.search_runs([experiment.experiment_id], "tags.sweep = 'C'",
-                              order_by=["metrics.val_accuracy DESC", "attributes.start_time ASC"])
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        "tags.sweep = 'C'",
+        order_by=["metrics.val_accuracy DESC", "attributes.start_time ASC"],
+    )
     assert run_id == runs[0].info.run_id
     assert f"validation accuracy={runs[0].data.metrics['val_accuracy']:.3f}" in best
     seed_output = page.get_by_text(re.compile(r"Logged model with accuracy: \d\.\d\d"))
@@ -124,10 +129,14 @@ def test_lesson_01_runs_all_cells_in_jupyterlab(page, lab, course):
     assert any(a.path.endswith("confusion_matrix.png") for a in client.list_artifacts(run_id))
 
 
-@pytest.mark.parametrize("notebook, passes", [
-    (f"release/{practice_answers.ASSIGNMENT}/{practice_answers.ASSIGNMENT}.ipynb", False),
-    (f"solved/{practice_answers.ASSIGNMENT}.ipynb", True),
-], ids=["released", "solved"])
+@pytest.mark.parametrize(
+    "notebook, passes",
+    [
+        (f"release/{practice_answers.ASSIGNMENT}/{practice_answers.ASSIGNMENT}.ipynb", False),
+        (f"solved/{practice_answers.ASSIGNMENT}.ipynb", True),
+    ],
+    ids=["released", "solved"],
+)
 def test_nbgrader_validate_button(page, lab, notebook, passes):
     open_notebook(page, lab, notebook)
     current = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")  # the notebook in front

@@ -41,8 +41,11 @@ def test_mlflow_ui_shows_the_lessons_runs_and_accuracy(page, lesson_store):
     runs = client.search_runs([experiment.experiment_id])
     names = {r.info.run_name for r in runs}
     # The lesson's best run (its own query, on validation accuracy), whose parameters explain its score.
-    best = client.search_runs([experiment.experiment_id], "tags.sweep = 'C'",
-                              order_by=["metrics.val_accuracy DESC", "attributes.start_time ASC"])[0]
+    best = client.search_runs(
+        [experiment.experiment_id],
+        "tags.sweep = 'C'",
+        order_by=["metrics.val_accuracy DESC", "attributes.start_time ASC"],
+    )[0]
     assert len(names) == len(runs) >= 2 and "val_accuracy" in best.data.metrics
 
     with MlflowUI(lesson_store) as ui:
