@@ -161,9 +161,23 @@ def harden_test_source(source: str, guard_name: str, token: str) -> str:
 
 
 def builtin_names_used(source: str) -> list[str]:
-    """Names a test cell loads that are builtins (the guard moves notebook variables shadowing them aside)."""
+    """Names a test cell loads that are builtins and that it does not bind itself (the guard moves notebook
+    variables shadowing them aside for the test, and fails the test if one is bound again while it runs)."""
     text = python_source(source)
     if text is None:
         return []
-    names = {n.id for n in ast.walk(parse_cell(text)) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
-    return sorted(n for n in names if hasattr(builtins, n))
+    loaded, bound = set(), set()
+    for node in ast.walk(parse_cell(text)):
+        if isinstance(node, ast.Name):
+            (loaded if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.alias):
+            bound.add((node.asname or node.name).split(".")[0])
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            bound.add(node.name)
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            bound.update(node.names)
+        elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
+            bound.add(node.name)
+    return sorted(n for n in loaded - bound if hasattr(builtins, n))

@@ -333,7 +333,7 @@ def guard_install_code(module: str, output_budget: int | None = None) -> str:
     return (
         f"import sys as _s, types as _t\n_m = _t.ModuleType({module!r})\n"
         f"exec(compile({_guard_source()!r}, '<autograder-guard>', 'exec'), _m.__dict__)\n"
-        f"_m.GUARD = _m.Guard({cap!r})\n_s.modules[{module!r}] = _m\ndel _s, _t, _m\n"
+        f"_m.GUARD = _m.Guard(get_ipython(), {cap!r})\n_s.modules[{module!r}] = _m\ndel _s, _t, _m\n"
     )
 
 

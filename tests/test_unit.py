@@ -132,32 +132,232 @@ def test_harden_leaves_syntax_errors_alone():
 
 def test_builtin_names_used():
     assert builtin_names_used("assert len(x) == sum(y)\nimport math") == ["len", "sum"]
+    # names the cell binds itself are its own, not builtins it relies on (the guard checks the others)
+    assert builtin_names_used("sum = 0\nfor i in range(3):\n    sum += i\nassert sum == 3") == ["range"]
+    assert builtin_names_used("from math import pow\ndef abs(x):\n    return x\nassert abs(pow(2, 1)) == 2") == []
 
 
-def test_kernel_guard_strict_equality_without_a_kernel():
-    """The guard's eq/ne logic, exercised in this process with a stand-in for trusted prefixes."""
-    import sys
+# ------------------------------------------------------------------------------------------- the in-kernel guard
+@pytest.fixture(scope="module")
+def shell():
+    """A real in-process IPython shell (the guard built with ``install=False`` leaves this process alone)."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    yield InteractiveShell.instance()
+    InteractiveShell.clear_instance()
+
+
+@pytest.fixture(scope="module")
+def guard(shell):
+    from autograder.kernel_guard import Guard
+
+    return Guard(shell, install=False)
+
+
+def test_kernel_guard_strict_equality_without_a_kernel(guard):
+    """The guard's eq/ne, built in this process as in a kernel (classes made after its snapshot are notebook
+    code unless they only inherit their comparison)."""
     from pathlib import Path
+
+    import numpy
 
     from autograder import kernel_guard
     from autograder.unit import guard_install_code
 
-    guard = kernel_guard.Guard.__new__(kernel_guard.Guard)
-    guard.trusted_prefixes = (sys.prefix, sys.base_prefix)
-    # classes compiled from a "notebook cell"
     ns = {}
     exec(compile("class AlwaysEqual:\n    def __eq__(self, o): return True\n"
-                 "class E(int):\n    def __eq__(self, o): return True\n    __hash__ = int.__hash__\n",
-                 "/tmp/ipykernel_1/123.py", "exec"), ns)
-    A, E = ns["AlwaysEqual"], ns["E"]
+                 "class E(int):\n    def __eq__(self, o): return True\n    __hash__ = int.__hash__\n"
+                 "class Plain(int):\n    pass\n", "/tmp/ipykernel_1/123.py", "exec"), ns)
+    A, E, Plain = ns["AlwaysEqual"], ns["E"], ns["Plain"]
     assert guard.eq(3, 3) and guard.eq(2, 2.0) and not guard.eq([1, 2], [1, 3])
     assert guard.eq({"a": [1, 2]}, {"a": [1, 2]}) and guard.ne(1, 2)
-    for cheat in (A(), E(0), [A(), A()], {"k": A()}):
+    assert guard.eq(Plain(3), 3)  # inherits int's comparison: trusted
+    for cheat, other in ((A(), 5), (E(0), 5), ([A(), A()], [1, 2]), ({"k": A()}, {"k": 5}), ({E(1): 1}, {1: 1}),
+                         ((1, {E(1)}), (1, {1})), (range(3), A())):
         with pytest.raises(kernel_guard.GuardError, match="notebook"):
-            guard.eq(cheat, [1, 2] if isinstance(cheat, list) else 5)
+            guard.eq(cheat, other)
     assert guard.eq(A(), A())  # same user type on both sides keeps its own meaning
+    assert guard.eq(numpy.float64(2.0), 2.0) and guard.eq(list(numpy.arange(3)), [0, 1, 2])
+    assert guard.eq(numpy.arange(3), [0, 1, 2]).all()
+    with pytest.raises(kernel_guard.GuardError, match="notebook"):
+        guard.eq(numpy.array([A(), 1], dtype=object), numpy.array([1, 1], dtype=object))
     # the module tested here is the very source the grader sends into the student's kernel
     assert repr(Path(kernel_guard.__file__).read_text()) in guard_install_code("guard")
+
+
+def test_kernel_guard_trusts_identity_not_metadata(guard, monkeypatch):
+    """A comparison compiled under a library's file name, or a class claiming a library's module, is notebook
+    code; a library class whose comparison was replaced after the snapshot is not trusted either."""
+    import fractions
+
+    import numpy
+
+    from autograder.kernel_guard import GuardError
+
+    class Forged:
+        def __eq__(self, other):
+            return True
+
+    Forged.__eq__.__code__ = Forged.__eq__.__code__.replace(co_filename=numpy.__file__)
+    ns = {"__name__": "numpy"}
+    exec("class Numpyish:\n    def __eq__(self, other):\n        return True\n", ns)
+    ns["Numpyish"].__module__, ns["Numpyish"].__qualname__ = "numpy", "ndarray"
+    for cheat in (Forged(), ns["Numpyish"]()):
+        with pytest.raises(GuardError, match="defined by notebook code"):
+            guard.eq(cheat, 1)
+    assert guard.core["trust_of"](fractions.Fraction) == 0  # a library class known at the snapshot
+    monkeypatch.setattr(fractions.Fraction, "__eq__", lambda self, other: True)
+    for other in (0.5, fractions.Fraction(1, 3)):
+        with pytest.raises(GuardError, match="replaced by notebook code"):
+            guard.eq(fractions.Fraction(1, 2), other)
+
+
+def test_kernel_guard_protected_functions_read_no_globals(guard):
+    """The functions that decide a verdict take everything from their default arguments: none reads a global
+    (the guard's module dict is reachable from ``__globals__``) or has a closure cell (writable)."""
+    import dis
+    import types
+
+    from autograder import kernel_guard
+
+    funcs = [f for f in guard.core.values() if isinstance(f, types.FunctionType)] + [guard.sentry]
+    assert len(funcs) > 20
+    for func in funcs:
+        assert func.__closure__ is None, func.__name__
+        codes = {}
+        kernel_guard._nested_codes(func.__code__, codes)
+        for code in codes.values():
+            ops = {i.opname for i in dis.get_instructions(code)}
+            assert not ops & {"LOAD_GLOBAL", "LOAD_NAME", "STORE_GLOBAL", "STORE_NAME", "DELETE_GLOBAL",
+                              "LOAD_CLASSDEREF"}, (func.__name__, code.co_name)
+
+
+LATE_LIBRARY = '''
+import types
+from types import FunctionType
+
+
+class Money:
+    def __init__(self, cents):
+        self.cents = cents
+
+    def __eq__(self, other):
+        return type(other) is Money and other.cents == self.cents
+
+    __hash__ = None
+
+
+def check(a, b):
+    assert a == b
+
+
+class LazyIntegration:  # like MLflow's lazy loaders: touching an attribute imports a missing package
+    def __getattr__(self, name):
+        raise ModuleNotFoundError("No module named 'haystack'")
+
+
+haystack = LazyIntegration()
+exec("def solver():\\n    return 1\\n", globals())  # a function a library builds with exec()
+'''
+
+
+def test_kernel_guard_records_a_late_library_module(shell, tmp_path, monkeypatch):
+    """A library module imported after the snapshot: loaded by the guard's recorder, its classes trusted by
+    identity, its functions put back for a test when patched, a fake under its name (or under the name of one of
+    the installation's modules not imported yet) taken out of sys.modules."""
+    import importlib.util
+    import sys
+    import types
+
+    from autograder.kernel_guard import Guard
+
+    lib = tmp_path / "site-packages"
+    lib.mkdir()
+    (lib / "lateprobe.py").write_text(LATE_LIBRARY)
+    (lib / "lateprobe_unused.py").write_text("def check(a, b):\n    assert a == b\n")
+    monkeypatch.syspath_prepend(str(lib))
+    guard = Guard(shell, install=False, trusted_dirs=(str(lib),))
+    spec = guard.recorder.find_spec("lateprobe")  # install=False: the recorder is not in sys.meta_path
+    module = types.ModuleType("lateprobe")
+    module.__spec__, module.__file__ = spec, spec.origin
+    module.check = "planted before the import"  # cleared: only what the library's own code makes counts
+    monkeypatch.setitem(sys.modules, "lateprobe", module)
+    spec.loader.exec_module(module)
+    core = guard.core
+    assert module.solver() == 1 and isinstance(module.check, types.FunctionType)
+    assert core["trust_of"](module.Money) == 0
+    assert guard.eq(module.Money(5), module.Money(5)) and not guard.eq(module.Money(5), module.Money(6))
+    ns = {}
+    exec(compile("class Fake:\n    def __eq__(self, other):\n        return True\n", spec.origin, "exec"), ns)
+    assert core["trust_of"](ns["Fake"]) == 1  # its file name is the library's, its code is not
+    assert core["trust_of"](type("Sub", (module.Money,), {})) == 0  # made later, inheriting the comparison
+    assert core["tampered"](()) == []
+
+    original, noop = module.check, (lambda a, b: None)
+    module.check = noop
+    assert "lateprobe.check was replaced" in core["tampered"](())
+    guard.before_test("_grader_probe", [])
+    assert module.check is original  # for the test
+    guard.after_test("_grader_probe")
+    assert module.check is noop  # the notebook's own, after it
+
+    # record() only records a library file's own code, under that file's own name, in a plain module object
+    named_by = core["named_by"]
+    assert named_by("lateprobe", f"{lib}/lateprobe.py") and named_by("a.b", f"{lib}/a/b/__init__.py")
+    assert named_by("a.b", f"{lib}/a/b.cpython-311-x86_64-linux-gnu.so")
+    assert not named_by("a.testing", f"{lib}/other/testing.py") and not named_by("testing", f"{lib}/other/testing.py")
+    assert not named_by("lateprobe", f"{tmp_path}/lateprobe.py")  # not an import root of the installation
+    for name, kind in (("lateprobe_renamed", types.ModuleType), ("lateprobe", type("M", (types.ModuleType,), {}))):
+        other = kind(name)
+        other.__spec__ = importlib.util.spec_from_file_location(name, spec.origin)
+        core["record"](other.__spec__.loader, other)  # loaded the loader's own way, not recorded
+        assert core["known_modules"]()["lateprobe"][0] is module and other.solver() == 1
+    assert "lateprobe_renamed" not in core["known_modules"]()
+
+    fake, unused = types.ModuleType("lateprobe"), types.ModuleType("lateprobe_unused")
+    sys.modules["lateprobe"] = fake
+    monkeypatch.setitem(sys.modules, "lateprobe_unused", unused)
+    problems = core["tampered"](())
+    assert "sys.modules['lateprobe'] was replaced" in problems
+    assert "sys.modules['lateprobe_unused'] is not the installed module" in problems
+    guard.before_test("_grader_probe", [])
+    guard.after_test("_grader_probe")
+    assert sys.modules["lateprobe"] is module and "lateprobe_unused" not in sys.modules
+
+
+def test_kernel_guard_installed_refuses_what_the_regression_cases_try():
+    """The installed guard (audit hook, import recorder) in a shell of its own process, as the grader drives a
+    kernel: the attacks of the regression set's guard cases fail their test, what honest notebooks do works."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).with_name("regression") / "guard_scenarios.py"
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert "RESULT" in proc.stdout, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.split("RESULT", 1)[1])
+    assert out["hook installed"] is True
+    assert out["honest"][:2] == [True, ""], out["honest"]
+    assert out["late extension module"] == [True, "", "True"], out["late extension module"]
+    passed, error, printed = out["hunt"]
+    assert not passed and "AssertionError" in error
+    assert "__code__ refused" in printed and "__defaults__ refused" in printed and "gc refused" in printed
+    assert "changed" not in printed
+    assert out["audit hook added"] is False  # refused: it never saw an event
+    passed, error, printed = out["tracer from __del__"]
+    assert not passed and "refused: sys.settrace is refused while the grader runs a test" in printed
+    assert out["trace function after the test"] is True
+    assert out["settrace and gc outside a test"] == [True, "True"]
+    assert out["thread alive before"][:2] == [False, "before_test: 1 thread(s) started by notebook code are "
+                                                      "running: the grader does not run a test next to them"]
+    passed, error, _ = out["thread started during"]
+    assert not passed and "thread(s) running notebook code during the test" in error
+    for attack in ("fake module", "no-op", "code swap", "package attribute"):
+        passed, error, _, printed = out[attack]
+        assert not passed and "AssertionError" in error and "Not equal to tolerance" in error, (attack, error)
+    assert "refused: __code__ of a library function cannot be changed" in out["code swap"][3]
 
 
 def test_score_cells_warnings_do_not_cost_points_and_swallowed_errors_do(ctx):
@@ -196,47 +396,6 @@ def test_grade_job_unsandboxed_end_to_end():
     assert "### BEGIN HIDDEN TESTS" in _by_id(graded)["test_add"].source  # the feedback must strip these
     missing = grade_job(GradeJob("c", "reg", "bob", {}, specs, {}, Limits(), sandbox=False))
     assert (missing.status, missing.score, missing.max_score) == ("missing", 0.0, 4.0)
-
-
-def test_kernel_guard_late_module_check_skips_classes_with_a_code_descriptor():
-    """Regression: a trusted module imported after the snapshot that holds a class such as types.FunctionType
-    (whose ``__code__`` is a descriptor, not a code object) made every test cell fail with AttributeError."""
-    import sys
-    import types
-
-    from autograder import kernel_guard
-
-    guard = kernel_guard.Guard.__new__(kernel_guard.Guard)
-    guard.trusted_prefixes = (sys.prefix, sys.base_prefix)
-    guard.modules = {}
-    late = types.ModuleType("late_library")
-    late.__file__ = f"{sys.prefix}/lib/late_library.py"
-    late.FunctionType = types.FunctionType
-
-    class LazyIntegration:  # like MLflow's lazy loaders: touching an attribute imports a missing package
-        def __getattr__(self, name):
-            raise ModuleNotFoundError("No module named 'haystack'")
-
-    late.haystack = LazyIntegration()
-    # a library building its own functions with exec() (scipy.optimize._nonlin, fastapi, dataclasses do)
-    exec(compile("def solver():\n    return 1\n", "<string>", "exec"), vars(late))
-    late.__name__ = "late_library"
-    cell = {"__name__": "__main__"}  # a notebook cell's namespace
-    exec(compile("def patched():\n    return True\n", "/tmp/ipykernel_1/456.py", "exec"), cell)
-    late.patched = cell["patched"]
-    sys.modules["late_library"] = late
-    try:
-        problems = guard._check_late_modules()
-    finally:
-        del sys.modules["late_library"]
-    assert "late_library.patched" in problems            # notebook code planted in a library is still caught
-    assert "late_library.FunctionType" not in problems
-    assert "late_library.solver" not in problems
-    exec_from_cell = {"__name__": "__main__"}
-    exec(compile("def forged():\n    return 1\n", "<string>", "exec"), exec_from_cell)
-    assert not guard._trusted_function(exec_from_cell["forged"])     # exec'd in the notebook: not trusted
-    assert guard._trusted_function(late.solver)                      # exec'd by a library: trusted
-    assert guard._trusted_function(types.FunctionType)
 
 
 def _with_test_source(specs, grade_id: str, source: str):

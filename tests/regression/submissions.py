@@ -67,8 +67,10 @@ TESTS = {
                  "assert add(2.5, 2.5) == 5.0\n### END HIDDEN TESTS", 2.0),
     "test_squares": ("assert squares(3) == [1, 4, 9]\n### BEGIN HIDDEN TESTS\nassert squares(0) == []\n"
                      "### END HIDDEN TESTS", 1.0),
+    # numpy.testing is not preloaded in the kernel: the guard meets it as a late import (the late_* cases)
     "test_mean": ("import math\nassert math.isclose(mean([1, 2, 3]), 2.0)\n### BEGIN HIDDEN TESTS\n"
-                  "assert math.isclose(mean([1.5, 2.5]), 2.0)\n### END HIDDEN TESTS", 1.0),
+                  "assert math.isclose(mean([1.5, 2.5]), 2.0)\nimport numpy.testing\n"
+                  "numpy.testing.assert_allclose(mean([1, 2, 3, 4]), 2.5)\n### END HIDDEN TESTS", 1.0),
 }
 
 
@@ -308,5 +310,121 @@ def build_submissions(port: int, course_dir: str) -> dict[str, Case]:
         "finally:\n    for name in os.listdir('.'):\n"
         "        if name.startswith('fill'):\n            os.remove(name)")}),
         "ok", 4.0, "the scratch folder's total size is limited: 'No space left on device', points kept")
+    _guard_cases(cases)
     cases["missing"] = Case(None, "missing", 0.0)
     return cases
+
+
+def _guard_cases(cases: dict[str, Case]) -> None:
+    """Submissions attacking the in-kernel guard of assert-based test cells (autograder/kernel_guard.py). Each one
+    passes its target test under a guard that lacks the defence named in its note; with it, the target fails."""
+    # 1. no guard object reachable by name: code running inside the test searches the test's globals, the
+    # notebook's namespace, every module, the garbage collector and the test's own constants, and patches whatever
+    # looks like the guard's comparison (an instance, its class, a function's code or defaults)
+    cases["guard_hunt"] = Case(_submit({"add": (
+        "import gc, sys, types\n"
+        "def add(a, b):\n"
+        "    spaces, done = [globals(), get_ipython().user_ns], []\n"
+        "    spaces += [vars(m) for m in list(sys.modules.values()) if isinstance(m, types.ModuleType)]\n"
+        "    try:\n"
+        "        spaces.append(dict(enumerate(gc.get_objects())))\n"
+        "    except RuntimeError as exc:\n"
+        "        done.append(f'gc: {exc}')\n"
+        "    frame = sys._getframe(1)\n"
+        "    while frame is not None:  # the constants of the code running the test\n"
+        "        spaces.append(dict(enumerate(frame.f_code.co_consts)))\n"
+        "        frame = frame.f_back\n"
+        "    for space in spaces:\n"
+        "        for obj in list(space.values()):\n"
+        "            try:\n"
+        "                if isinstance(obj, types.ModuleType):\n"
+        "                    continue\n"
+        "                if isinstance(obj, types.FunctionType) and obj.__name__ in ('eq', 'ne', 'vet', 'fin'):\n"
+        "                    for attr, value in (('__code__', (lambda *a, **k: True).__code__),\n"
+        "                                        ('__defaults__', None), ('__kwdefaults__', None)):\n"
+        "                        try:\n"
+        "                            setattr(obj, attr, value)\n"
+        "                            done.append(f'{obj.__name__}.{attr} set')\n"
+        "                        except Exception as exc:\n"
+        "                            done.append(f'{obj.__name__}.{attr}: {exc}')\n"
+        "                elif callable(getattr(obj, 'eq', None)) and callable(getattr(obj, 'ne', None)):\n"
+        "                    obj.eq, obj.ne = (lambda *a: True), (lambda *a: False)\n"
+        "                    type(obj).eq = type(obj).ne = staticmethod(lambda *a: True)\n"
+        "                    done.append(f'patched a {type(obj).__name__}')\n"
+        "            except Exception:\n"
+        "                pass\n"
+        "    print(sorted(set(done)))\n"
+        "    return 0")}), "ok", 2.0,
+        "the comparison is a constant of the compiled test, nothing named: test_add fails")
+
+    # 2. trust by identity, not by metadata: a comparison compiled under a library's file name, a class claiming
+    # to be numpy's
+    cheat = "class Cheat:\n    def __eq__(self, other):\n        return True\n    def __ne__(self, other):\n" \
+            "        return False\n"
+    cases["forged_filename"] = Case(_submit({"add": (
+        f"import numpy\n{cheat}"
+        "for _method in (Cheat.__eq__, Cheat.__ne__):  # code 'from' numpy's own file\n"
+        "    _method.__code__ = _method.__code__.replace(co_filename=numpy.__file__)\n"
+        "def add(a, b):\n    return Cheat()")}), "ok", 2.0, "a forged co_filename is not trusted: test_add fails")
+    cases["module_numpy"] = Case(_submit({"squares": (
+        f"_ns = {{'__name__': 'numpy'}}\nexec({cheat!r}, _ns)\nCheat = _ns['Cheat']\n"
+        "assert Cheat.__module__ == 'numpy'\n"
+        "def squares(n):\n    return [Cheat()] * n")}), "ok", 3.0,
+        "__module__ = 'numpy' (and <string> code) is not trusted: test_squares fails")
+
+    # 3. hooks: an audit hook re-patching after the guard restored things, a tracer installed by the tested code
+    # during the test, a thread re-patching between the guard's restore and the test
+    wrong_mean = "def mean(xs):\n    return 0"
+    cases["hook_audit"] = Case(_submit({"mean": (
+        "import math, sys\n"
+        "def _hook(event, args):  # runs at every exec: after the guard restored math.isclose\n"
+        "    if event == 'exec':\n"
+        "        math.isclose = lambda *a, **k: True\n"
+        "        testing = sys.modules.get('numpy.testing')\n"
+        "        if testing is not None:\n"
+        "            testing.assert_allclose = lambda *a, **k: None\n"
+        f"sys.addaudithook(_hook)\n{wrong_mean}")}), "ok", 3.0, "no audit hook is ever added: test_mean fails")
+    cases["trace_mid_test"] = Case(_submit({"add": (
+        "import sys\n"
+        "def _tracer(frame, event, arg):  # makes the comparison's left side equal its right side\n"
+        "    if event == 'call' and frame.f_code.co_name == 'eq' and 'b' in frame.f_locals:\n"
+        "        frame.f_locals['a'] = frame.f_locals['b']\n"
+        "    return None\n"
+        "def add(a, b):\n"
+        "    try:\n"
+        "        sys.settrace(_tracer)\n"
+        "    except RuntimeError as exc:\n"
+        "        print('refused:', exc)\n"
+        "    return 0")}), "ok", 2.0, "sys.settrace is refused while a test runs: test_add fails")
+    cases["thread_patch"] = Case(_submit({"mean": (
+        "import math, sys, threading, time\n"
+        "def _repatch():\n"
+        "    while True:\n"
+        "        math.isclose = lambda *a, **k: True\n"
+        "        testing = sys.modules.get('numpy.testing')\n"
+        "        if testing is not None:\n"
+        "            testing.assert_allclose = lambda *a, **k: None\n"
+        "        time.sleep(0.001)\n"
+        f"threading.Thread(target=_repatch, daemon=True).start()\n{wrong_mean}")}), "ok", 3.0,
+        "a thread running notebook code stops the test: test_mean fails")
+
+    # 4. a library module imported after the snapshot (numpy.testing, not preloaded): a mean right for the
+    # math.isclose checks only, and numpy.testing.assert_allclose made harmless four ways
+    cheat_mean = "def mean(xs):\n    return 2.0 if len(xs) < 4 else 0.0"
+    fake = "import types\nfake = types.ModuleType('numpy.testing')\nfake.assert_allclose = lambda *a, **k: None\n"
+    cases["late_noop"] = Case(_submit({"mean": (
+        "import numpy.testing\nnumpy.testing.assert_allclose = lambda *a, **k: None\n" + cheat_mean)}), "ok", 3.0,
+        "the recorded function is put back for the test: test_mean fails")
+    cases["late_fake_module"] = Case(_submit({"mean": (
+        f"import sys\n{fake}sys.modules['numpy.testing'] = fake  # before anything imports it\n" + cheat_mean)}),
+        "ok", 3.0, "a fake under an installed module's name is removed: the test imports the real one")
+    cases["late_code_swap"] = Case(_submit({"mean": (
+        "import numpy.testing\n"
+        "try:\n"
+        "    numpy.testing.assert_allclose.__code__ = (lambda *a, **k: None).__code__\n"
+        "except RuntimeError as exc:\n"
+        "    print('refused:', exc)\n" + cheat_mean)}), "ok", 3.0,
+        "a recorded library function's code cannot be replaced: test_mean fails")
+    cases["late_parent_attr"] = Case(_submit({"mean": (
+        f"import numpy.testing\n{fake}numpy.testing = fake  # the package's attribute, not sys.modules\n"
+        + cheat_mean)}), "ok", 3.0, "the package's attribute is put back for the test: test_mean fails")
