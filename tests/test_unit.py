@@ -325,6 +325,7 @@ def test_kernel_guard_records_a_late_library_module(shell, tmp_path, monkeypatch
     assert sys.modules["lateprobe"] is module and "lateprobe_unused" not in sys.modules
 
 
+@pytest.mark.full  # a process of its own with numpy and IPython (2-5 s); make test grades these attacks anyway
 def test_kernel_guard_installed_refuses_what_the_regression_cases_try():
     """The installed guard (audit hook, import recorder) in a shell of its own process, as the grader drives a
     kernel: the attacks of the regression set's guard cases fail their test, what honest notebooks do works."""
