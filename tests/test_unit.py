@@ -79,9 +79,24 @@ def test_restore_edited_retyped_deleted_and_invented_cells(ctx):
     cells["test_squares"].pop("outputs")
     cells["test_squares"].pop("execution_count")
     data["cells"].remove(cells["test_mean"])
-    data["cells"].append({"cell_type": "code", "metadata": {"nbgrader": {
-        "grade_id": "bonus", "grade": True, "solution": False, "locked": True, "points": 100.0,
-        "schema_version": 3}}, "source": "pass", "outputs": [], "execution_count": None})
+    data["cells"].append(
+        {
+            "cell_type": "code",
+            "metadata": {
+                "nbgrader": {
+                    "grade_id": "bonus",
+                    "grade": True,
+                    "solution": False,
+                    "locked": True,
+                    "points": 100.0,
+                    "schema_version": 3,
+                }
+            },
+            "source": "pass",
+            "outputs": [],
+            "execution_count": None,
+        }
+    )
     nb = RestoreCells()(_nb(data), ctx)
     spec = {c.grade_id: c for c in ctx.spec.cells}
     restored = _by_id(nb)
@@ -165,15 +180,29 @@ def test_kernel_guard_strict_equality_without_a_kernel(guard):
     from autograder.unit import guard_install_code
 
     ns = {}
-    exec(compile("class AlwaysEqual:\n    def __eq__(self, o): return True\n"
-                 "class E(int):\n    def __eq__(self, o): return True\n    __hash__ = int.__hash__\n"
-                 "class Plain(int):\n    pass\n", "/tmp/ipykernel_1/123.py", "exec"), ns)
+    exec(
+        compile(
+            "class AlwaysEqual:\n    def __eq__(self, o): return True\n"
+            "class E(int):\n    def __eq__(self, o): return True\n    __hash__ = int.__hash__\n"
+            "class Plain(int):\n    pass\n",
+            "/tmp/ipykernel_1/123.py",
+            "exec",
+        ),
+        ns,
+    )
     A, E, Plain = ns["AlwaysEqual"], ns["E"], ns["Plain"]
     assert guard.eq(3, 3) and guard.eq(2, 2.0) and not guard.eq([1, 2], [1, 3])
     assert guard.eq({"a": [1, 2]}, {"a": [1, 2]}) and guard.ne(1, 2)
     assert guard.eq(Plain(3), 3)  # inherits int's comparison: trusted
-    for cheat, other in ((A(), 5), (E(0), 5), ([A(), A()], [1, 2]), ({"k": A()}, {"k": 5}), ({E(1): 1}, {1: 1}),
-                         ((1, {E(1)}), (1, {1})), (range(3), A())):
+    for cheat, other in (
+        (A(), 5),
+        (E(0), 5),
+        ([A(), A()], [1, 2]),
+        ({"k": A()}, {"k": 5}),
+        ({E(1): 1}, {1: 1}),
+        ((1, {E(1)}), (1, {1})),
+        (range(3), A()),
+    ):
         with pytest.raises(kernel_guard.GuardError, match="notebook"):
             guard.eq(cheat, other)
     assert guard.eq(A(), A())  # same user type on both sides keeps its own meaning
@@ -228,11 +257,17 @@ def test_kernel_guard_protected_functions_read_no_globals(guard):
         kernel_guard._nested_codes(func.__code__, codes)
         for code in codes.values():
             ops = {i.opname for i in dis.get_instructions(code)}
-            assert not ops & {"LOAD_GLOBAL", "LOAD_NAME", "STORE_GLOBAL", "STORE_NAME", "DELETE_GLOBAL",
-                              "LOAD_CLASSDEREF"}, (func.__name__, code.co_name)
+            assert not ops & {
+                "LOAD_GLOBAL",
+                "LOAD_NAME",
+                "STORE_GLOBAL",
+                "STORE_NAME",
+                "DELETE_GLOBAL",
+                "LOAD_CLASSDEREF",
+            }, (func.__name__, code.co_name)
 
 
-LATE_LIBRARY = '''
+LATE_LIBRARY = """
 import types
 from types import FunctionType
 
@@ -258,7 +293,7 @@ class LazyIntegration:  # like MLflow's lazy loaders: touching an attribute impo
 
 haystack = LazyIntegration()
 exec("def solver():\\n    return 1\\n", globals())  # a function a library builds with exec()
-'''
+"""
 
 
 def test_kernel_guard_records_a_late_library_module(shell, tmp_path, monkeypatch):
@@ -335,8 +370,13 @@ def test_kernel_guard_installed_refuses_what_the_regression_cases_try():
     from pathlib import Path
 
     script = Path(__file__).with_name("regression") / "guard_scenarios.py"
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
-                          cwd=Path(__file__).resolve().parents[1])
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert "RESULT" in proc.stdout, proc.stderr[-3000:]
     out = json.loads(proc.stdout.split("RESULT", 1)[1])
     assert out["hook installed"] is True
@@ -351,8 +391,10 @@ def test_kernel_guard_installed_refuses_what_the_regression_cases_try():
     assert not passed and "refused: sys.settrace is refused while the grader runs a test" in printed
     assert out["trace function after the test"] is True
     assert out["settrace and gc outside a test"] == [True, "True"]
-    assert out["thread alive before"][:2] == [False, "before_test: 1 thread(s) started by notebook code are "
-                                                      "running: the grader does not run a test next to them"]
+    assert out["thread alive before"][:2] == [
+        False,
+        "before_test: 1 thread(s) started by notebook code are running: the grader does not run a test next to them",
+    ]
     passed, error, _ = out["thread started during"]
     assert not passed and "thread(s) running notebook code during the test" in error
     for attack in ("fake module", "no-op", "code swap", "package attribute"):
@@ -389,8 +431,16 @@ def test_grade_job_unsandboxed_end_to_end():
         gid = cell["metadata"]["nbgrader"]["grade_id"]
         cell["source"] = CORRECT.get(gid, cell["source"])
     specs = specs_from_source()
-    job = GradeJob("c", "reg", "alice", {f"{NOTEBOOK}.ipynb": json.dumps(data).encode()}, specs, {},
-                   Limits(cell_timeout=30), sandbox=False)
+    job = GradeJob(
+        "c",
+        "reg",
+        "alice",
+        {f"{NOTEBOOK}.ipynb": json.dumps(data).encode()},
+        specs,
+        {},
+        Limits(cell_timeout=30),
+        sandbox=False,
+    )
     result = grade_job(job)
     assert (result.status, result.score, result.max_score) == ("ok", 4.0, 4.0), result.reason
     graded = nbformat.reads(result.notebooks[0].graded.decode(), as_version=4)
@@ -413,14 +463,25 @@ def test_assert_followed_by_statements_scores_full_marks_in_a_real_kernel():
     full marks (the rewrite used to turn such cells into a SyntaxError: 0 with status ok); a wrong one scores 0."""
     from autograder.unit import grade_job
 
-    specs = _with_test_source(specs_from_source(), "test_add",
-                              "assert add(1, 2) == 3\nassert add(2, 2) == \\\n    4\nprint('Success!')\n"
-                              "### BEGIN HIDDEN TESTS\nassert add(-1, 1) == 0\n### END HIDDEN TESTS\n'é'")
+    specs = _with_test_source(
+        specs_from_source(),
+        "test_add",
+        "assert add(1, 2) == 3\nassert add(2, 2) == \\\n    4\nprint('Success!')\n"
+        "### BEGIN HIDDEN TESTS\nassert add(-1, 1) == 0\n### END HIDDEN TESTS\n'é'",
+    )
     data = released()
     for cell in data["cells"]:
         cell["source"] = CORRECT.get(cell["metadata"]["nbgrader"]["grade_id"], cell["source"])
-    job = GradeJob("c", "reg", "alice", {f"{NOTEBOOK}.ipynb": json.dumps(data).encode()}, specs, {},
-                   Limits(cell_timeout=30), sandbox=False)
+    job = GradeJob(
+        "c",
+        "reg",
+        "alice",
+        {f"{NOTEBOOK}.ipynb": json.dumps(data).encode()},
+        specs,
+        {},
+        Limits(cell_timeout=30),
+        sandbox=False,
+    )
     result = grade_job(job)
     assert (result.status, result.score) == ("ok", 4.0), result.reason
     graded = _by_id(nbformat.reads(result.notebooks[0].graded.decode(), as_version=4))
@@ -439,7 +500,17 @@ def test_a_rewrite_that_fails_is_a_grader_error_naming_the_cell(monkeypatch):
     data = released()
     for cell in data["cells"]:
         cell["source"] = CORRECT.get(cell["metadata"]["nbgrader"]["grade_id"], cell["source"])
-    result = unit.grade_job(GradeJob("c", "reg", "alice", {f"{NOTEBOOK}.ipynb": json.dumps(data).encode()},
-                                     specs_from_source(), {}, Limits(cell_timeout=30), sandbox=False))
+    result = unit.grade_job(
+        GradeJob(
+            "c",
+            "reg",
+            "alice",
+            {f"{NOTEBOOK}.ipynb": json.dumps(data).encode()},
+            specs_from_source(),
+            {},
+            Limits(cell_timeout=30),
+            sandbox=False,
+        )
+    )
     assert result.status == "error"
     assert "test cell test_add" in result.reason and "does not compile" in result.reason

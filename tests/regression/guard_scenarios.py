@@ -48,12 +48,14 @@ out["hook installed"] = GUARD.audit_hook_active()
 cell("def add(a, b):\n    return a + b")
 out["honest"] = graded(TEST_ADD + "\nimport numpy.testing\nnumpy.testing.assert_allclose(add(0.5, 0.5), 1.0)\n2.0")
 # an extension module first imported in a test (decimal's C part, _decimal): recorded through importlib's loader
-passed, error, printed = graded("import decimal, sys\nassert decimal.Decimal('1.5') == 1.5\n"
-                                "print('_decimal' in sys.modules['_guard'].GUARD.core['known_modules']())")
+passed, error, printed = graded(
+    "import decimal, sys\nassert decimal.Decimal('1.5') == 1.5\n"
+    "print('_decimal' in sys.modules['_guard'].GUARD.core['known_modules']())"
+)
 out["late extension module"] = (passed, error, printed.split("autograder-ok")[0].strip())
 
 # 1. hunting the guard from inside the test: globals, the notebook's namespace, every module, gc, the test's code
-cell('''
+cell("""
 import gc, sys, types
 def add(a, b):
     done = []
@@ -78,13 +80,13 @@ def add(a, b):
                         done.append(f"{attr} refused")
     print(sorted(set(done)))
     return 0
-''')
+""")
 out["hunt"] = graded(TEST_ADD)
 
 # 3. hooks: an audit hook, a tracer set by a __del__ during the test, gc, threads
 cell("import sys\nseen = []\nsys.addaudithook(lambda event, args: seen.append(event))\nimport json")
 out["audit hook added"] = bool(sh.user_ns["seen"])
-cell('''
+cell("""
 import sys
 class Tracer:
     def __del__(self):
@@ -96,20 +98,25 @@ class Tracer:
 def add(a, b):
     Tracer()
     return 0
-''')
+""")
 out["tracer from __del__"] = graded(TEST_ADD)
 out["trace function after the test"] = sys.gettrace() is None
-result, printed = cell("import sys, gc\nsys.settrace(lambda *a: None)\nsys.settrace(None)\n"
-                       "print(len(gc.get_objects()) > 0)")
+result, printed = cell(
+    "import sys, gc\nsys.settrace(lambda *a: None)\nsys.settrace(None)\nprint(len(gc.get_objects()) > 0)"
+)
 out["settrace and gc outside a test"] = (result.error_in_exec is None, printed.strip())
 cell("def add(a, b):\n    return a + b")
-cell("import threading, time\nstop = False\ndef spin():\n    while not stop:\n        time.sleep(0.001)\n"
-     "threading.Thread(target=spin, daemon=True).start()")
+cell(
+    "import threading, time\nstop = False\ndef spin():\n    while not stop:\n        time.sleep(0.001)\n"
+    "threading.Thread(target=spin, daemon=True).start()"
+)
 out["thread alive before"] = graded(TEST_ADD)
 cell("stop = True\nimport time\ntime.sleep(0.05)")
-cell("import threading, time\ndef add(a, b):\n"
-     "    threading.Thread(target=lambda: [time.sleep(0.001) for _ in range(300)], daemon=True).start()\n"
-     "    return a + b")
+cell(
+    "import threading, time\ndef add(a, b):\n"
+    "    threading.Thread(target=lambda: [time.sleep(0.001) for _ in range(300)], daemon=True).start()\n"
+    "    return a + b"
+)
 out["thread started during"] = graded(TEST_ADD)
 time.sleep(0.5)
 
@@ -117,12 +124,17 @@ time.sleep(0.5)
 cell("def mean(xs):\n    return 0.0")
 TEST_MEAN = "import numpy.testing\nnumpy.testing.assert_allclose(mean([1, 3]), 2.0)"
 FAKE = "import types\nfake = types.ModuleType('numpy.testing')\nfake.assert_allclose = lambda *a, **k: None\n"
-for name, attack in (("fake module", "import sys\n" + FAKE + "sys.modules['numpy.testing'] = fake"),
-                     ("code swap", "import numpy.testing\ntry:\n"
-                                   "    numpy.testing.assert_allclose.__code__ = (lambda *a, **k: None).__code__\n"
-                                   "except RuntimeError as exc:\n    print('refused:', exc)"),
-                     ("no-op", "import numpy.testing\nnumpy.testing.assert_allclose = lambda *a, **k: None"),
-                     ("package attribute", "import numpy.testing\n" + FAKE + "numpy.testing = fake")):
+for name, attack in (
+    ("fake module", "import sys\n" + FAKE + "sys.modules['numpy.testing'] = fake"),
+    (
+        "code swap",
+        "import numpy.testing\ntry:\n"
+        "    numpy.testing.assert_allclose.__code__ = (lambda *a, **k: None).__code__\n"
+        "except RuntimeError as exc:\n    print('refused:', exc)",
+    ),
+    ("no-op", "import numpy.testing\nnumpy.testing.assert_allclose = lambda *a, **k: None"),
+    ("package attribute", "import numpy.testing\n" + FAKE + "numpy.testing = fake"),
+):
     result, printed = cell(attack)
     out[name] = (*graded(TEST_MEAN), printed.strip())
 print("RESULT" + json.dumps(out))

@@ -21,8 +21,16 @@ FLOOD = "for i in range(2_000_000):\n    print('line', i)"
 
 
 def _grade() -> tuple[str, float, float]:
-    job = GradeJob("c", "reg", "flood", {f"{NOTEBOOK}.ipynb": _submit({}, before={"add": FLOOD})},
-                   specs_from_source(), {}, Limits(cell_timeout=60, notebook_timeout=300), sandbox=True)
+    job = GradeJob(
+        "c",
+        "reg",
+        "flood",
+        {f"{NOTEBOOK}.ipynb": _submit({}, before={"add": FLOOD})},
+        specs_from_source(),
+        {},
+        Limits(cell_timeout=60, notebook_timeout=300),
+        sandbox=True,
+    )
     started = time.monotonic()
     result = grade_job(job)
     return result.status, result.score, time.monotonic() - started

@@ -27,8 +27,18 @@ def _grade(args):
     from autograder.unit import grade_job
 
     student_id, notebook = args
-    return grade_job(GradeJob("regression", ASSIGNMENT, student_id, {f"{NOTEBOOK}.ipynb": notebook},
-                              specs_from_source(), {}, LIMITS, sandbox=True))
+    return grade_job(
+        GradeJob(
+            "regression",
+            ASSIGNMENT,
+            student_id,
+            {f"{NOTEBOOK}.ipynb": notebook},
+            specs_from_source(),
+            {},
+            LIMITS,
+            sandbox=True,
+        )
+    )
 
 
 def _sandbox_processes(uids: set[int]) -> list[str]:
@@ -46,15 +56,16 @@ def _sandbox_processes(uids: set[int]) -> list[str]:
     return found
 
 
-
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory, grading_sandbox):
     course = tmp_path_factory.mktemp("course")
     (course / "source" / ASSIGNMENT).mkdir(parents=True)
     (course / "submitted" / "other" / ASSIGNMENT).mkdir(parents=True)
-    protected = {course / "gradebook.db": b"SQLite format 3\0 (stand-in)",
-                 course / "source" / ASSIGNMENT / f"{NOTEBOOK}.ipynb": b"hidden tests here",
-                 course / "submitted" / "other" / ASSIGNMENT / f"{NOTEBOOK}.ipynb": b"another student's work"}
+    protected = {
+        course / "gradebook.db": b"SQLite format 3\0 (stand-in)",
+        course / "source" / ASSIGNMENT / f"{NOTEBOOK}.ipynb": b"hidden tests here",
+        course / "submitted" / "other" / ASSIGNMENT / f"{NOTEBOOK}.ipynb": b"another student's work",
+    }
     for path, data in protected.items():
         path.write_bytes(data)
 
@@ -82,11 +93,13 @@ def test_case_gets_expected_status_and_score(graded, student_id):
 def _outputs_text(result) -> str:
     """Everything the graded notebook's cells printed (not their sources)."""
     nb = json.loads(result.notebooks[0].graded)
+
     def text(value):  # nbformat stores multi-line strings as lists of lines
         return "".join(value) if isinstance(value, list) else value
 
-    return "".join(text(o.get("text", "")) + text(o.get("evalue", ""))
-                   for c in nb["cells"] for o in c.get("outputs", []))
+    return "".join(
+        text(o.get("text", "")) + text(o.get("evalue", "")) for c in nb["cells"] for o in c.get("outputs", [])
+    )
 
 
 def test_network_listener_saw_nothing(graded):
@@ -154,13 +167,30 @@ def test_the_whole_set_on_the_dask_engine(grading_sandbox):
     from autograder.engines import get_engine
     from autograder.unit import grade_job
 
-    with loopback_listener() as (port, _), LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                                        dashboard_address=None, host="127.0.0.1") as cluster:
+    with (
+        loopback_listener() as (port, _),
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+        ) as cluster,
+    ):
         cases = build_submissions(port=port, course_dir="/nonexistent-course")
-        jobs = [GradeJob("regression", ASSIGNMENT, name, {f"{NOTEBOOK}.ipynb": case.notebook}, specs_from_source(),
-                         {}, LIMITS, sandbox=True) for name, case in cases.items()]
+        jobs = [
+            GradeJob(
+                "regression",
+                ASSIGNMENT,
+                name,
+                {f"{NOTEBOOK}.ipynb": case.notebook},
+                specs_from_source(),
+                {},
+                LIMITS,
+                sandbox=True,
+            )
+            for name, case in cases.items()
+        ]
         with get_engine("dask", scheduler=cluster, job_timeout=600) as engine:
             outcomes = {o.job.student_id: o for o in engine.map(grade_job, jobs)}
-    got = {name: (o.result.status, o.result.score) if o.error is None else ("engine error", repr(o.error))
-           for name, o in outcomes.items()}
+    got = {
+        name: (o.result.status, o.result.score) if o.error is None else ("engine error", repr(o.error))
+        for name, o in outcomes.items()
+    }
     assert got == {name: (case.status, case.score) for name, case in cases.items()}
