@@ -261,17 +261,37 @@ def _answer_source(q: Question) -> str:
     )
 
 
+def _literal(text: str, indent: int, width: int = 100) -> str:
+    """``text`` as a Python string literal whose lines fit the course's line length: one ``repr`` when it is short,
+    else adjacent literals in parentheses, one per line (Python joins them back into exactly ``text``)."""
+    if len(text) <= width:
+        return repr(text)
+    words, lines, line = text.split(" "), [], ""
+    for word in words:
+        if line and len(line) + len(word) + 1 > width:
+            lines.append(line + " ")
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    lines.append(line)
+    if "".join(lines) != text:  # leading, trailing or repeated spaces: kept exactly, on one line
+        return repr(text)
+    pad = " " * indent
+    return "(\n" + "".join(f"{pad}{part!r}\n" for part in lines) + " " * (indent - 4) + ")"
+
+
 def _test_source(q: Question) -> str:
     """The question's test cell: a visible format check, and a hidden check cell (``mlops_helpers.checks``): under
     the course's grader neither the key nor the misconceptions (whose letters would give the key away by
     elimination) enter the student's kernel; the grader judges the letter the kernel reports."""
     explain = "\n".join(
-        f"        {letter!r}: {('Misconception: ' + text + ' Hint: ' + q.hint)!r},"
+        f"        {letter!r}: {_literal('Misconception: ' + text + ' Hint: ' + q.hint, indent=12)},"
         for letter, text in q.misconceptions.items()
     )
     return "\n".join(
         [
             "from mlops_helpers.checks import check",
+            "",
             "# Checks only the format of your answer; correctness is checked when your work is graded.",
             f"assert {q.id} in {LETTERS!r}, (",
             f'    f"Set {q.id} to one of the letters \\"A\\", \\"B\\", \\"C\\" or \\"D\\" (with quotes), '
