@@ -13,8 +13,9 @@ For each roster line (``username,role,first_name,last_name``; role ``student`` o
   login page); instructors are in the group ``mlops-staff``;
 - an MLflow user of the class's tracking server (basic-auth app) with another generated password, which the hub puts
   in that user's server environment only (``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``);
-- a student gets the lessons in ``~/lessons``; an instructor gets the course directory ``~/mlops-bridge`` (a copy of
-  ``nbgrader_config.py`` and ``source/`` set to the shared exchange), where the gradebook will live.
+- a student gets the lessons in ``~/lessons`` (with the course files they use beside them); an instructor gets
+  the course directory ``~/mlops-bridge`` (a copy of ``nbgrader_config.py`` and ``source/`` set to the shared
+  exchange), where the gradebook will live.
 
 The students' servers run the repository's virtualenv, so its interpreter must be reachable by them: this command
 opens the folders on the way (``o+x``, traverse only, never listing) and closes everything of the checkout students
@@ -168,14 +169,23 @@ def _chown_tree(path: Path, username: str) -> None:
             os.lchown(os.path.join(folder, name), entry.pw_uid, entry.pw_gid)
 
 
+# What the lessons use from the course folder around them (one level up from the notebooks): lesson 02 runs the
+# MLflow Project (MLproject, python_env.yaml), lesson 06 runs the model gate's CI test with pytest.
+LESSON_FILES = ("MLproject", "python_env.yaml", "tests/test_model_gate.py")
+
+
 def _give_lessons(home: Path, username: str) -> None:
+    """The lessons in ~/lessons, and beside them the course files they use (the checkout is closed to students)."""
     lessons = home / "lessons"
     if lessons.exists():
         return
     lessons.mkdir()
     for notebook in sorted((REPO / "notebooks").glob("*.ipynb")):
         shutil.copy2(notebook, lessons / notebook.name)
-    _chown_tree(lessons, username)
+    for name in LESSON_FILES:
+        (home / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, home / name)
+    _chown_tree(home, username)
 
 
 def _give_course(home: Path, username: str, state: ClassState) -> None:

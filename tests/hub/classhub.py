@@ -204,29 +204,66 @@ class Hub:
         return total / 2**20
 
     def run_code(self, user: str, code: str, timeout: float = 900) -> dict:
-        """Run ``code`` in a new kernel of the user's server (REST + the kernel's websocket, through the hub's
-        proxy, with the user's token); returns {status, stdout, stderr, error}. The kernel is shut down after."""
-        kernel = self.api(user, "POST", f"/user/{user}/api/kernels", json={"name": "python3"})
-        assert kernel.status_code == 201, (kernel.status_code, kernel.text)
-        kernel_id = kernel.json()["id"]
+        """Run ``code`` in a new kernel of the user's server; returns {status, stdout, stderr, error}."""
+        return self.run_cells(user, [code], timeout=timeout)[-1]
+
+    def run_notebook(self, user: str, path: str, timeout: float = 1500) -> list[dict]:
+        """What Run All Cells does in JupyterLab: a session for the notebook at ``path`` (its kernel starts in the
+        notebook's folder), then every code cell in order in that kernel, stopping at the first error."""
+        model = self.api(user, "GET", f"/user/{user}/api/contents/{path}")
+        assert model.status_code == 200, model.text
+        cells = ["".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+                 for c in model.json()["content"]["cells"] if c["cell_type"] == "code"]
+        return self.run_cells(user, cells, path=path, timeout=timeout)
+
+    def run_cells(self, user: str, cells: list[str], path: str | None = None, timeout: float = 900) -> list[dict]:
+        """Run ``cells`` one after the other in one new kernel of the user's server (REST and the kernel's websocket,
+        through the hub's proxy, with the user's token); one {status, stdout, stderr, error} per cell run. The
+        kernel (and its session) is shut down after."""
+        if path:
+            session = self.api(user, "POST", f"/user/{user}/api/sessions",
+                               json={"path": path, "type": "notebook", "name": path, "kernel": {"name": "python3"}})
+            assert session.status_code == 201, (session.status_code, session.text)
+            kernel_id, session_id = session.json()["kernel"]["id"], session.json()["id"]
+        else:
+            kernel = self.api(user, "POST", f"/user/{user}/api/kernels", json={"name": "python3"})
+            assert kernel.status_code == 201, (kernel.status_code, kernel.text)
+            kernel_id, session_id = kernel.json()["id"], None
         try:
-            return asyncio.run(asyncio.wait_for(self._execute(user, kernel_id, code), timeout))
+            return asyncio.run(asyncio.wait_for(self._execute(user, kernel_id, cells), timeout))
         finally:
+            if session_id:
+                self.api(user, "DELETE", f"/user/{user}/api/sessions/{session_id}")
             self.api(user, "DELETE", f"/user/{user}/api/kernels/{kernel_id}")
 
-    async def _execute(self, user: str, kernel_id: str, code: str) -> dict:
+    async def _execute(self, user: str, kernel_id: str, cells: list[str]) -> list[dict]:
         from tornado.httpclient import HTTPRequest
         from tornado.websocket import websocket_connect
 
         url = f"ws://127.0.0.1:{self.ports['hub']}/user/{user}/api/kernels/{kernel_id}/channels"
-        ws = await websocket_connect(HTTPRequest(url, headers={"Authorization": f"token {self.token(user)}"}),
-                                     max_message_size=64 * 2**20)
-        msg_id, session = uuid.uuid4().hex, uuid.uuid4().hex
+        # tornado's default 20 s to connect is too short for a class starting kernels at once on 2 cores
+        request = HTTPRequest(url, headers={"Authorization": f"token {self.token(user)}"}, connect_timeout=600,
+                              request_timeout=600)
+        ws = await websocket_connect(request, max_message_size=64 * 2**20)
+        session = uuid.uuid4().hex
+        results = []
+        try:
+            for code in cells:
+                results.append(await self._execute_one(ws, user, session, code))
+                if results[-1]["status"] != "ok":
+                    break
+        finally:
+            ws.close()
+        return results
+
+    @staticmethod
+    async def _execute_one(ws, user: str, session: str, code: str) -> dict:
+        msg_id = uuid.uuid4().hex
         ws.write_message(json.dumps({
             "header": {"msg_id": msg_id, "username": user, "session": session, "msg_type": "execute_request",
                        "version": "5.3", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
             "parent_header": {}, "metadata": {}, "buffers": [], "channel": "shell",
-            "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
+            "content": {"code": code, "silent": False, "store_history": True, "user_expressions": {},
                         "allow_stdin": False, "stop_on_error": True}}))
         out = {"status": None, "stdout": "", "stderr": "", "error": None}
         idle = False
@@ -234,6 +271,8 @@ class Hub:
             raw = await ws.read_message()
             if raw is None:
                 raise AssertionError(f"the kernel's websocket closed: {out}")
+            if isinstance(raw, bytes):  # binary frames (buffers): not ours
+                continue
             msg = json.loads(raw)
             if msg.get("parent_header", {}).get("msg_id") != msg_id:
                 continue
@@ -246,7 +285,6 @@ class Hub:
                 out["status"] = content["status"]
             elif kind == "status" and content["execution_state"] == "idle":
                 idle = True
-        ws.close()
         return out
 
     def mlflow_call(self, user: str | None, method: str, endpoint: str, **kwargs) -> requests.Response:
