@@ -54,7 +54,7 @@ def test_project_files_declare_the_entry_point_and_environment():
     env = yaml.safe_load((ROOT / "python_env.yaml").read_text())
     assert env["python"] == "3.11"
     locked = dict(
-        line.split("==")
+        line.split(";")[0].strip().split("==")  # "name==version ; marker"
         for line in (ROOT / "requirements.lock").read_text().splitlines()
         if "==" in line and not line.startswith((" ", "#"))
     )
