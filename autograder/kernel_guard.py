@@ -41,7 +41,11 @@ Trust is identity, never metadata
       source) or source itself, clears the module's namespace, runs the code, and records the classes and functions
       reachable from the module's dict at that moment (functions whose ``__globals__`` is a known module's dict;
       classes whose comparison methods are such functions, C slots of the class itself, or plain data), the module's
-      callables, and the code objects it ran. While it runs, a module from any other place cannot be imported
+      callables, and the code objects it ran. A module is known under its name only when that name designates the
+      file (``a.b`` is ``<root>/a/b.py``...; the first record of a name stays the reference); a file the import
+      system loads under another name (``tlz.curried.operator`` is toolz's file, through a borrowed ``__path__``)
+      is an alias: its code is trusted, and it stands in sys.modules rightly as long as its name designates that
+      file. While the recorder runs a library, a module from any other place cannot be imported
       (ModuleNotFoundError): a file the notebook wrote cannot join a library's namespace.
     * ``co_filename``, ``__module__``, ``__qualname__`` are never consulted: a class whose ``__eq__`` was compiled
       with a site-packages file name, or whose ``__module__`` is ``'numpy'``, is unknown, hence notebook code.
@@ -58,8 +62,9 @@ The comparisons (``eq`` / ``ne``)
 The verdict (``print(token, file=...)`` becomes the guard's ``fin(token)``)
     ``fin`` writes the token only if, at that moment: no trace or profile function is set; ``builtins`` and every
     known module's callables are the snapshot's (or import-time) objects; the ``sys.modules`` entries of known
-    modules are the known module objects, and no module object stands under the name of a module that the
-    installation provides but the guard did not load; the names of builtins the test uses are not bound in the
+    modules are the known module objects, known packages' ``__path__`` lists are unchanged, and no module object
+    stands under the name of a module that the installation provides but the guard did not load (as that name's
+    file, or as a known module under another name); the names of builtins the test uses are not bound in the
     notebook's namespace; no thread other than the kernel's own runs notebook code (a frame whose code object is not
     a known library's). Otherwise the test fails with GuardError naming the reason. The grader judges a test by the
     execute_reply status AND this token, so a hook that swallows the assertion's exception cannot pass it, and a
@@ -71,7 +76,7 @@ Before each test (``before_test``, a convenience: ``fin`` is what enforces)
     ``threading``), IPython's ``custom_exceptions``/``CustomTB``, ``ast_transformers``, input
     transformers, ``pre_run_cell``/``pre_execute`` events, instance-level patches of shell/kernel methods and
     class-level patches of the classes of the shell, kernel, session, display hook, compiler and output stream.
-    ``builtins`` is restored; ``sys.modules`` entries of known modules are put back, a fake standing under a
+    ``builtins`` is restored; ``sys.modules`` entries and ``__path__`` of known modules are put back, a fake under a
     library's name is removed (the test's ``import`` then loads the real one through the recorder), a parent
     package's attribute naming a replaced submodule is put back; callables of known modules patched since the
     snapshot are restored for the test and put back after it (MLflow's autologging, for one, patches library
@@ -229,11 +234,13 @@ def _snapshot_chunk():
             if name in own:
                 triples.add((id(cls), name, id(own[name])))
                 refs.append(own[name])
-    funcs, codes, modules, module_ids, dict_ids = {}, {}, [], set(), set()
+    funcs, codes, modules, module_ids, dict_ids, paths = {}, {}, [], set(), set(), []
     for name, module in list(_sys.modules.items()):
         if not isinstance(module, _types.ModuleType) or name in ("__main__", "builtins"):
             continue
         namespace = vars(module)
+        if type(namespace.get("__path__")) is list:
+            paths.append((module, namespace["__path__"], tuple(namespace["__path__"])))
         skip = _VOLATILE.get(name, ())
         modules.append((name, module, tuple((k, v) for k, v in list(namespace.items())
                                             if callable(v) and k not in skip)))
@@ -254,7 +261,7 @@ def _snapshot_chunk():
         dict_ids.add(id(func.__globals__))  # a module that replaced itself in sys.modules ran in another dict
     refs += [tuple(funcs.values()), tuple(codes.values())]
     return (frozenset(map(id, classes)), frozenset(triples), frozenset(funcs), frozenset(codes),
-            frozenset(module_ids), frozenset(dict_ids), tuple(modules), tuple(refs))
+            frozenset(module_ids), frozenset(dict_ids), tuple(modules), tuple(refs), (), tuple(paths))
 
 
 # ------------------------------------------------------------------------------------------------- the core
@@ -265,7 +272,8 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
     reads a global or has a closure).
 
     Registry chunk layout: (class ids, (class id, name, method id) triples, function ids, code ids, module ids,
-    module dict ids, ((name, module, ((key, callable), ...)), ...), strong references).
+    module dict ids, ((name, module, ((key, callable), ...)), ...), strong references, ((alias module, its file),
+    ...), ((package, its __path__ list, that list's entries), ...)).
     """
     import _imp
     import _io
@@ -435,6 +443,15 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
                     found[name] = (module, items)
         return found
 
+    def known_paths(registry=registry, id=id):
+        """(package, its __path__ list, the entries it had) of every known package (the first record wins)."""
+        found = {}
+        for chunk in registry():
+            for entry in chunk[9]:
+                if id(entry[0]) not in found:
+                    found[id(entry[0])] = entry
+        return found.values()
+
     def is_library_file(path, trusted_dirs=trusted_dirs, readonly=readonly, type=type, str=str, access=os.access,
                         W_OK=os.W_OK, rpartition=str.rpartition, startswith=str.startswith):
         """Whether ``path`` is a file of the Python installation / venv (read-only under the sandbox)."""
@@ -444,10 +461,10 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
             return False
         return True
 
-    def library_provides(name, modules=_sys.modules, find_spec=machinery.PathFinder.find_spec,
-                         is_library_file=is_library_file, roots=root_list, rpartition=str.rpartition,
-                         getattr=getattr, list=list, Exception=Exception):
-        """Whether the installation has a module file for ``name`` (top-level names: in its import roots)."""
+    def library_origin(name, modules=_sys.modules, find_spec=machinery.PathFinder.find_spec,
+                       is_library_file=is_library_file, roots=root_list, rpartition=str.rpartition,
+                       getattr=getattr, list=list, Exception=Exception):
+        """The installation's file for the module name ``name`` (top-level names: in its import roots), or None."""
         parent = rpartition(name, ".")[0]
         try:
             path = list(roots)
@@ -455,29 +472,36 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
                 holder = modules.get(parent)
                 path = getattr(holder, "__path__", None) if holder is not None else None
                 if path is None:
-                    return False
+                    return None
             spec = find_spec(name, path)
         except Exception:  # noqa: BLE001 - a broken finder or package: not provided
-            return False
-        return spec is not None and is_library_file(spec.origin)
+            return None
+        if spec is not None and is_library_file(spec.origin):
+            return spec.origin
+        return None
 
-    def fakes(modules=_sys.modules, known_modules=known_modules, library_provides=library_provides,
+    def fakes(modules=_sys.modules, known_modules=known_modules, library_origin=library_origin,
               registry=registry, list=list, id=id):
-        """Names in sys.modules under which stands an object the guard did not load (nor under another name: an
-        alias such as ``distutils`` for setuptools' copy is fine) where the installation provides a module."""
+        """Names in sys.modules under which stands an object the guard did not load where the installation
+        provides a module: not a known module (an alias such as ``distutils`` for setuptools' copy is fine), nor
+        the very file this name designates loaded under it (``tlz.curried.operator`` is toolz's file)."""
         known = known_modules()
-        chunks = registry()
+        named = {id(module) for module, _ in known.values()}
+        aliases = {}
+        for chunk in registry():
+            for module, origin in chunk[8]:
+                if id(module) not in aliases:
+                    aliases[id(module)] = origin
         found = []
         for name in list(modules):
             if name in known or name == "__main__":
                 continue
             oid = id(modules.get(name))
-            for chunk in chunks:
-                if oid in chunk[4]:
-                    break
-            else:
-                if library_provides(name):
-                    found.append(name)
+            if oid in named:
+                continue
+            origin = library_origin(name)
+            if origin is not None and aliases.get(oid) != origin:
+                found.append(name)
         return found
 
     def same(a, b, type=type, MethodType=MethodType):
@@ -486,8 +510,8 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
                           and a.__func__ is b.__func__)
 
     def tampered(used, modules=_sys.modules, bdict=builtins_dict, bsnap=builtins_snapshot, user_ns=shell.user_ns,
-                 known_modules=known_modules, fakes=fakes, same=same, mdict_of=mdict_of, MISSING=MISSING,
-                 dict=dict):
+                 known_modules=known_modules, known_paths=known_paths, fakes=fakes, same=same, mdict_of=mdict_of,
+                 MISSING=MISSING, dict=dict, tuple=tuple):
         """What differs from the snapshot (an empty list when nothing does)."""
         problems = []
         snap = dict(bsnap)
@@ -508,6 +532,9 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
             for key, value in items:
                 if not same(namespace.get(key, MISSING), value):
                     problems.append(f"{name}.{key} was replaced")
+        for module, entries, saved in known_paths():
+            if mdict_of(module).get("__path__") is not entries or tuple(entries) != saved:
+                problems.append(f"the __path__ of package {module.__name__} was changed")
         for name in fakes():
             problems.append(f"sys.modules[{name!r}] is not the installed module")
         return problems
@@ -574,13 +601,13 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
         state.__defaults__ = (None,)
         return current
 
-    def compact(registry=registry, frozenset=frozenset, tuple=tuple, len=len, set=set, range=range):
+    def compact(registry=registry, frozenset=frozenset, tuple=tuple, len=len, set=set, range=range, id=id):
         """Merge the registry's chunks into one (lookups then cost one set membership each)."""
         chunks = registry()
         if len(chunks) < 2:
             return
         merged = [set(), set(), set(), set(), set(), set()]
-        modules, refs = {}, []
+        modules, refs, aliases, paths = {}, [], [], {}
         for chunk in chunks:
             for i in range(6):
                 merged[i] |= chunk[i]
@@ -588,8 +615,13 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
                 if entry[0] not in modules:
                     modules[entry[0]] = entry
             refs.append(chunk[7])
+            aliases += chunk[8]
+            for entry in chunk[9]:
+                if id(entry[0]) not in paths:
+                    paths[id(entry[0])] = entry
         new = (frozenset(merged[0]), frozenset(merged[1]), frozenset(merged[2]), frozenset(merged[3]),
-               frozenset(merged[4]), frozenset(merged[5]), tuple(modules.values()), tuple(refs))
+               frozenset(merged[4]), frozenset(merged[5]), tuple(modules.values()), tuple(refs), tuple(aliases),
+               tuple(paths.values()))
         registry.__defaults__ = ((new,),)
 
     # ---- the compiler used while a test runs
@@ -746,7 +778,7 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
                 source = fh.read()
         return compile(source, origin, "exec", 0, True, -1)
 
-    def learn(name, module, code, ran_in, registry=registry, mdict_of=mdict_of, dict_of=dict_of, type=type,
+    def learn(name, module, code, ran_in, alias_of, registry=registry, mdict_of=mdict_of, dict_of=dict_of, type=type,
               issubclass=issubclass, id=id, list=list, frozenset=frozenset, tuple=tuple, callable=callable,
               range=range, set=set, FunctionType=FunctionType, CodeType=CodeType, ModuleType=ModuleType,
               CHECKED=_CHECKED,
@@ -754,7 +786,9 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
               classmethod=classmethod, property=property):
         """The registry chunk for ``module``, just run by ``record`` in the namespace ``ran_in``: the module as
         the library made it. ``module`` is what the library left in sys.modules: some put another object there
-        (pygments.formatters puts a module subclass with a ``__getattr__``), which is then the one recorded."""
+        (pygments.formatters puts a module subclass with a ``__getattr__``), which is then the one recorded.
+        ``alias_of``: the file, when the module's name does not designate it (the import system loaded it under
+        another package's ``__path__``): its code is trusted, the name is not made known."""
         chunks = registry()
         is_module = issubclass(type(module), ModuleType)
         namespace = mdict_of(module) if is_module else {}
@@ -819,9 +853,12 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
                 stack.extend([c for c in co.co_consts if type(c) is CodeType])
         items = tuple([(k, v) for k, v in list(namespace.items()) if callable(v)])
         refs += [tuple(classes.values()), tuple(funcs.values()), tuple(codes.values()), module, ran_in]
+        path = namespace.get("__path__")
+        paths = ((module, path, tuple(path)),) if type(path) is list and alias_of is None else ()
         return (frozenset(classes), frozenset(triples), frozenset(funcs), frozenset(codes),
-                frozenset([id(module)] if is_module else []), frozenset(dict_ids), ((name, module, items),),
-                tuple(refs))
+                frozenset([id(module)] if is_module and alias_of is None else []), frozenset(dict_ids),
+                ((name, module, items),) if alias_of is None else (), tuple(refs),
+                ((module, alias_of),) if alias_of is not None else (), paths)
 
     import _frozen_importlib
     import _frozen_importlib_external
@@ -862,17 +899,19 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
                is_library_file=is_library_file, named_by=named_by, load_code=load_code, learn=learn,
                registry=registry, exec_dynamic=_imp.exec_dynamic, exec=exec, mdict_of=mdict_of,
                modules=_sys.modules, MISSING=MISSING, ModuleType=ModuleType, getframe=_sys._getframe,
-               load_unlocked=load_unlocked, importlib_intact=importlib_intact, type=type, list=list,
+               load_unlocked=load_unlocked, importlib_intact=importlib_intact, type=type, str=str, list=list,
                getattr=getattr, keep=frozenset({"__name__", "__doc__", "__package__", "__loader__", "__spec__",
                                                 "__path__", "__file__", "__cached__"})):
         """``exec_module`` of a library module's loader: run the library file's own code in a cleared namespace,
         then record what it made (see the module docstring). Anyone may call it: it only ever records what a
-        library file's own code makes, under that file's own module name, in a plain module object."""
+        library file's own code makes, in a plain module object, known under the file's own module name (under
+        another name it is an alias: see ``learn`` and ``fakes``)."""
         spec = getattr(module, "__spec__", None)
         name, origin = getattr(spec, "name", None), getattr(spec, "origin", None)
         kind = type(loader)
-        if type(module) is ModuleType and is_library_file(origin) and named_by(name, origin) \
+        if type(module) is ModuleType and is_library_file(origin) and type(name) is str \
                 and (kind is source_loader or kind is sourceless_loader or kind is extension_loader):
+            alias_of = None if named_by(name, origin) else origin
             namespace = mdict_of(module)
             before = modules.get(name, MISSING)
             if kind is extension_loader:
@@ -894,12 +933,13 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
             after = modules.get(name, MISSING)
             # a library may put another object in sys.modules while it runs (pygments.formatters does)
             made = after if after is not before and after is not MISSING else module
-            registry.__defaults__ = (registry() + (learn(name, made, code, namespace),),)
+            registry.__defaults__ = (registry() + (learn(name, made, code, namespace, alias_of),),)
             return
         kind.exec_module(loader, module)  # not a library file: its loader's own way, nothing recorded
 
     return {"registry": registry, "state": state, "trust_of": trust_of, "vet": vet, "eq": eq, "ne": ne,
-            "known_modules": known_modules, "is_library_file": is_library_file, "library_provides": library_provides,
+            "known_modules": known_modules, "known_paths": known_paths, "is_library_file": is_library_file,
+            "library_origin": library_origin,
             "fakes": fakes, "same": same, "tampered": tampered, "notebook_threads": notebook_threads, "fin": fin,
             "hold": hold, "take": take, "begin": begin, "end": end, "compact": compact, "rewrite_tree": rewrite_tree,
             "finish": finish, "compiler": compiler, "recording": recording, "load_code": load_code, "learn": learn,
@@ -1149,6 +1189,12 @@ class Guard:
         for name, (module, _) in known.items():
             if _sys.modules.get(name) is not module:
                 _sys.modules[name] = module
+        for module, entries, saved in core["known_paths"]():  # what a package's submodule names designate
+            namespace = vars(module)
+            if namespace.get("__path__") is not entries:
+                namespace["__path__"] = entries
+            if tuple(entries) != saved:
+                entries[:] = saved
         for name in core["fakes"]():  # the test's import then loads the installed module
             fake = _sys.modules.pop(name, None)
             parent, _, child = name.rpartition(".")

@@ -349,6 +349,26 @@ def test_kernel_guard_records_a_late_library_module(shell, tmp_path, monkeypatch
         assert core["known_modules"]()["lateprobe"][0] is module and other.solver() == 1
     assert "lateprobe_renamed" not in core["known_modules"]()
 
+    # a file the import system loads under another name (a package borrowing another's __path__, as tlz does
+    # with toolz): trusted code, not a fake as long as that name designates that file
+    (lib / "realpkg").mkdir()
+    (lib / "realpkg" / "__init__.py").write_text("")
+    (lib / "realpkg" / "part.py").write_text(LATE_LIBRARY)
+    alias = types.ModuleType("aliaspkg")
+    alias.__path__ = [str(lib / "realpkg")]
+    monkeypatch.setitem(sys.modules, "aliaspkg", alias)
+    part_spec = guard.recorder.find_spec("aliaspkg.part", alias.__path__)
+    part = importlib.util.module_from_spec(part_spec)
+    monkeypatch.setitem(sys.modules, "aliaspkg.part", part)
+    part_spec.loader.exec_module(part)
+    assert core["trust_of"](part.Money) == 0 and "aliaspkg.part" not in core["fakes"]()
+    alias.__path__ = [str(lib)]  # the name now designates another file (none): the alias is no fake either
+    assert "aliaspkg.part" not in core["fakes"]()
+    monkeypatch.setitem(sys.modules, "aliaspkg.part", types.ModuleType("aliaspkg.part"))
+    alias.__path__ = [str(lib / "realpkg")]
+    assert "aliaspkg.part" in core["fakes"]()  # a plain module object under that name is one
+    sys.modules["aliaspkg.part"] = part
+
     fake, unused = types.ModuleType("lateprobe"), types.ModuleType("lateprobe_unused")
     sys.modules["lateprobe"] = fake
     monkeypatch.setitem(sys.modules, "lateprobe_unused", unused)
@@ -358,6 +378,20 @@ def test_kernel_guard_records_a_late_library_module(shell, tmp_path, monkeypatch
     guard.before_test("_grader_probe", [])
     guard.after_test("_grader_probe")
     assert sys.modules["lateprobe"] is module and "lateprobe_unused" not in sys.modules
+
+    # a known package's __path__ decides what its submodules' names designate: checked, and put back
+    spec = importlib.util.spec_from_file_location("realpkg", str(lib / "realpkg" / "__init__.py"))
+    realpkg = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "realpkg", realpkg)
+    core["record"](spec.loader, realpkg)
+    original = realpkg.__path__
+    assert original == [str(lib / "realpkg")]
+    assert not [problem for problem in core["tampered"](()) if "__path__" in problem]
+    realpkg.__path__.append(str(tmp_path))
+    assert "the __path__ of package realpkg was changed" in core["tampered"](())
+    guard.before_test("_grader_probe", [])
+    guard.after_test("_grader_probe")
+    assert realpkg.__path__ is original and original == [str(lib / "realpkg")]
 
 
 @pytest.mark.full  # a process of its own with numpy and IPython (2-5 s); make test grades these attacks anyway
