@@ -110,6 +110,8 @@ reach: this student's own score and files)
     * attributes other than comparison methods of library classes (``DataFrame.equals = ...``) and non-callable
       module attributes (``math.pi = 3``) patched by the notebook: checked neither before nor after a test;
     * objects a library imports while it is loaded from a module the notebook planted in ``sys.modules`` earlier;
+      a module the guard knows, put in ``sys.modules`` under another library's name (accepted: ``distutils`` is
+      setuptools' copy under that name);
     * in an unsandboxed kernel the installation itself is writable by notebook code: "read-only" is then not
       required of a library file, and not meaningful.
 """
