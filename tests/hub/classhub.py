@@ -21,7 +21,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 PROXY = ROOT / "deploy" / "node_modules" / ".bin" / "configurable-http-proxy"
-CLASS_SIZE = int(os.environ.get("MLOPS_HUB_CLASS_SIZE", "5"))
+CLASS_SIZE = int(os.environ.get("MLOPS_HUB_CLASS_SIZE", "10"))
 COURSE = "mlops-bridge"
 BUILD = ROOT / "build" / "hub"  # logs, screenshots and figures of the hub tests (ignored by git)
 if str(ROOT) not in sys.path:  # deploy/ is a folder of the checkout, not an installed package

@@ -2,9 +2,9 @@
 JupyterHub of ``deploy/jupyterhub_config.py`` with its services, on free ports of 127.0.0.1, as root.
 
 * ``class_hub`` (package: one hub for every module here): a roster of one instructor, students ``a`` and ``b``
-  and ``CLASS_SIZE`` more (``MLOPS_HUB_CLASS_SIZE``, default 5), under unique throwaway user names; state in a fresh
-  folder of /tmp. At teardown the hub is stopped (it stops every server and service), any process still owned by
-  one of the throwaway users is killed by its pid and reported, the accounts are removed (``deploy.accounts
+  and ``CLASS_SIZE`` more (``MLOPS_HUB_CLASS_SIZE``, default 10), under unique throwaway user names; state in a
+  fresh folder of /tmp. At teardown the hub is stopped (it stops every server and service), any process still owned
+  by one of the throwaway users is killed by its pid and reported, the accounts are removed (``deploy.accounts
   remove``, which also restores the checkout's permissions) and the state folder deleted -- also when a test failed.
 * :class:`Hub` helpers: a user's own token (their password through the hub's REST API), spawning, calls to their
   server, code run in a kernel of their server, commands run as a user (``setpriv``), MLflow REST calls.
