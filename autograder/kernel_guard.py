@@ -737,13 +737,13 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
         return False
 
     def load_code(origin, sourceless, open_code=_io.open_code, stat=os.stat, loads=marshal.loads, compile=compile,
-                  magic=importlib.util.MAGIC_NUMBER, cache_from_source=importlib.util.cache_from_source,
+                  magic=importlib.util.MAGIC_NUMBER, cache_tag=_sys.implementation.cache_tag, rpartition=str.rpartition,
                   source_hash=_imp.source_hash, raw_magic=raw_magic,
                   is_library_file=is_library_file, from_bytes=int.from_bytes, type=type, int=int,
                   CodeType=CodeType, memoryview=memoryview, ImportError=ImportError, OSError=OSError,
                   ValueError=ValueError, EOFError=EOFError):
-        """The code object of a library file: its bytecode cache when valid (and itself a library file), else the
-        source compiled (never written back)."""
+        """The code object of a library file: its bytecode cache (``__pycache__/<name>.<tag>.pyc`` next to it, a
+        library file too) when valid for the source, else the source compiled (never written back)."""
         if sourceless:
             with open_code(origin) as fh:
                 data = fh.read()
@@ -752,7 +752,8 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
             return loads(memoryview(data)[16:])
         source = None
         try:
-            cache = cache_from_source(origin)
+            folder, _, filename = rpartition(origin, "/")
+            cache = f"{folder}/__pycache__/{rpartition(filename, '.')[0]}.{cache_tag}.pyc"
             if is_library_file(cache):
                 with open_code(cache) as fh:
                     data = fh.read()
@@ -771,7 +772,7 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
                         valid = True
                 if valid:
                     code = loads(memoryview(data)[16:])
-                    if type(code) is CodeType and code.co_filename == origin:  # that file's own bytecode
+                    if type(code) is CodeType:
                         return code
         except (OSError, ValueError, EOFError):  # no cache, or a broken one: the source
             pass
@@ -780,12 +781,25 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
                 source = fh.read()
         return compile(source, origin, "exec", 0, True, -1)
 
-    def learn(name, module, code, ran_in, alias_of, registry=registry, mdict_of=mdict_of, dict_of=dict_of, type=type,
-              issubclass=issubclass, id=id, list=list, frozenset=frozenset, tuple=tuple, callable=callable,
-              range=range, set=set, FunctionType=FunctionType, CodeType=CodeType, ModuleType=ModuleType,
-              CHECKED=_CHECKED,
-              c_descriptors=c_descriptors, plain_data=plain_data, staticmethod=staticmethod,
-              classmethod=classmethod, property=property):
+    def any_known(key, chunks):
+        """Whether a module namespace id is a known one (in any chunk)."""
+        for chunk in chunks:
+            if key in chunk[5]:
+                return True
+        return False
+
+    def merge(a, b, frozenset=frozenset, tuple=tuple, id=id):
+        """One chunk holding chunks ``a`` then ``b`` (records of ``a`` first: the first record of a name wins)."""
+        paths = {id(entry[0]): entry for entry in b[9]}
+        paths.update({id(entry[0]): entry for entry in a[9]})
+        return (a[0] | b[0], a[1] | b[1], a[2] | b[2], a[3] | b[3], a[4] | b[4], a[5] | b[5], a[6] + b[6],
+                (a[7], b[7]), a[8] + b[8], tuple(paths.values()))
+
+    def learn(name, module, code, ran_in, alias_of, any_known=any_known, registry=registry, mdict_of=mdict_of,
+              dict_of=dict_of, type=type, issubclass=issubclass, id=id, list=list, frozenset=frozenset, tuple=tuple,
+              callable=callable, range=range, set=set, FunctionType=FunctionType, CodeType=CodeType,
+              ModuleType=ModuleType, CHECKED=_CHECKED, c_descriptors=c_descriptors, plain_data=plain_data,
+              staticmethod=staticmethod, classmethod=classmethod, property=property):
         """The registry chunk for ``module``, just run by ``record`` in the namespace ``ran_in``: the module as
         the library made it. ``module`` is what the library left in sys.modules: some put another object there
         (pygments.formatters puts a module subclass with a ``__getattr__``), which is then the one recorded.
@@ -794,10 +808,9 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
         chunks = registry()
         is_module = issubclass(type(module), ModuleType)
         namespace = mdict_of(module) if is_module else {}
-        dict_ids = {id(namespace), id(ran_in)}
+        own_dicts = {id(namespace), id(ran_in)}
+        dict_ids = {}  # id of a function's namespace -> whether it is a known module's (memo for this call)
         known_classes = {}
-        for chunk in chunks:
-            dict_ids |= chunk[5]
         codes, funcs, classes, triples, refs = {}, {}, {}, set(), []
         stack = [code] if code is not None else []
         while stack:
@@ -825,8 +838,12 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
                         if method in own:
                             obj = own[method]
                             kind = type(obj)
+                            if kind is FunctionType:
+                                gid = id(obj.__globals__)
+                                if gid not in dict_ids:
+                                    dict_ids[gid] = gid in own_dicts or any_known(gid, chunks)
                             if not (kind in plain_data or (kind in c_descriptors and obj.__objclass__ is cls)
-                                    or (kind is FunctionType and id(obj.__globals__) in dict_ids)):
+                                    or (kind is FunctionType and dict_ids[id(obj.__globals__)])):
                                 ok = False
                     if ok:
                         classes[cid] = cls
@@ -845,9 +862,13 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
             elif kind is property:
                 inner = [value.fget, value.fset, value.fdel]
             for func in inner:
-                if type(func) is FunctionType and id(func.__globals__) in dict_ids:
-                    funcs[id(func)] = func
-                    stack.append(func.__code__)
+                if type(func) is FunctionType:
+                    gid = id(func.__globals__)
+                    if gid not in dict_ids:
+                        dict_ids[gid] = gid in own_dicts or any_known(gid, chunks)
+                    if dict_ids[gid]:
+                        funcs[id(func)] = func
+                        stack.append(func.__code__)
         while stack:
             co = stack.pop()
             if id(co) not in codes:
@@ -858,7 +879,7 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
         path = namespace.get("__path__")
         paths = ((module, path, tuple(path)),) if type(path) is list and alias_of is None else ()
         return (frozenset(classes), frozenset(triples), frozenset(funcs), frozenset(codes),
-                frozenset([id(module)] if is_module and alias_of is None else []), frozenset(dict_ids),
+                frozenset([id(module)] if is_module and alias_of is None else []), frozenset(own_dicts),
                 ((name, module, items),) if alias_of is None else (), tuple(refs),
                 ((module, alias_of),) if alias_of is not None else (), paths)
 
@@ -901,7 +922,8 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
                is_library_file=is_library_file, named_by=named_by, load_code=load_code, learn=learn,
                registry=registry, exec_dynamic=_imp.exec_dynamic, exec=exec, mdict_of=mdict_of,
                modules=_sys.modules, MISSING=MISSING, ModuleType=ModuleType, getframe=_sys._getframe,
-               load_unlocked=load_unlocked, importlib_intact=importlib_intact, type=type, str=str, list=list,
+               load_unlocked=load_unlocked, importlib_intact=importlib_intact, merge=merge, len=len, type=type,
+               str=str, list=list,
                getattr=getattr, keep=frozenset({"__name__", "__doc__", "__package__", "__loader__", "__spec__",
                                                 "__path__", "__file__", "__cached__"})):
         """``exec_module`` of a library module's loader: run the library file's own code in a cleared namespace,
@@ -935,7 +957,11 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
             after = modules.get(name, MISSING)
             # a library may put another object in sys.modules while it runs (pygments.formatters does)
             made = after if after is not before and after is not MISSING else module
-            registry.__defaults__ = (registry() + (learn(name, made, code, namespace, alias_of),),)
+            chunks = registry() + (learn(name, made, code, namespace, alias_of),)
+            while len(chunks) > 2 and len(chunks[-2][3]) + len(chunks[-2][0]) <= \
+                    2 * (len(chunks[-1][3]) + len(chunks[-1][0])) + 64:
+                chunks = chunks[:-2] + (merge(chunks[-2], chunks[-1]),)
+            registry.__defaults__ = (chunks,)
             return
         kind.exec_module(loader, module)  # not a library file: its loader's own way, nothing recorded
 
@@ -945,7 +971,8 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
             "fakes": fakes, "same": same, "tampered": tampered, "notebook_threads": notebook_threads, "fin": fin,
             "hold": hold, "take": take, "begin": begin, "end": end, "compact": compact, "rewrite_tree": rewrite_tree,
             "finish": finish, "compiler": compiler, "recording": recording, "load_code": load_code, "learn": learn,
-            "named_by": named_by, "importlib_intact": importlib_intact, "record": record, "MARK": MARK,
+            "named_by": named_by, "importlib_intact": importlib_intact, "merge": merge, "any_known": any_known,
+            "record": record, "MARK": MARK,
             "sentinels": sentinels}
 
 
