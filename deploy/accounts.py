@@ -20,7 +20,8 @@ For each roster line (``username,role,first_name,last_name``; role ``student`` o
 The students' servers run the repository's virtualenv, so its interpreter must be reachable by them: this command
 opens the folders on the way (``o+x``, traverse only, never listing) and closes everything of the checkout students
 must not read (``source/`` with its solutions and hidden tests, the answer key in ``autograder/``, ``tests/``,
-``.git``, generated state) to the owner and ``mlops-staff``. ``remove`` restores every mode and group it changed.
+``.git``, generated state) to the owner and ``mlops-staff``. ``remove`` restores every mode and group changed; with
+several classes on one machine (one ledger, /var/lib/mlops-bridge), the last one removed does.
 """
 
 from __future__ import annotations
@@ -100,7 +101,6 @@ class ClassState:
         self.mlflow = self.root / "mlflow"
         self.exchange = self.root / "exchange"
         self.credentials_file = self.root / "credentials.json"
-        self.permissions_file = self.root / "permissions.json"
 
     @property
     def auth_db(self) -> Path:
@@ -122,7 +122,7 @@ class ClassState:
 
     def credentials(self) -> dict:
         if not self.credentials_file.exists():
-            return {"users": {}, "mlflow_admin": None, "staff_group_created": False}
+            return {"users": {}, "mlflow_admin": None}
         return json.loads(self.credentials_file.read_text())
 
     def save_credentials(self, data: dict) -> None:
@@ -232,9 +232,10 @@ def create(roster: list[Member], state: ClassState, log=print) -> dict:
     require_root()
     state.make_folders()
     data = state.credentials()
-    if not _group_exists(STAFF_GROUP):
-        _run("groupadd", STAFF_GROUP)
-        data["staff_group_created"] = True
+    with _Ledger() as ledger:  # the instructors' group, shared by every class on the machine
+        if str(state.root) not in ledger["holders"]:
+            ledger["holders"].append(str(state.root))
+        _ensure_staff_group(ledger)
     if not data.get("mlflow_admin"):
         data["mlflow_admin"] = {"username": MLFLOW_ADMIN, "password": secrets.token_urlsafe(18)}
     if not data.get("mlflow_secret_key"):  # the basic-auth app's CSRF key (MLFLOW_FLASK_SERVER_SECRET_KEY)
@@ -284,10 +285,6 @@ def remove(state: ClassState, log=print) -> list[str]:
         del data["users"][username]
         state.save_credentials(data)
         log(f"removed {username}")
-    if data.get("staff_group_created") and _group_exists(STAFF_GROUP):
-        _run("groupdel", STAFF_GROUP)
-        data["staff_group_created"] = False
-        state.save_credentials(data)
     restore_repository(state, log=log)
     return removed
 
@@ -299,54 +296,101 @@ def _interpreter_prefix() -> Path:
     return Path(os.path.realpath(sys.executable)).parents[1]
 
 
+# One ledger for the machine: several classes (or a test run beside a live class) may open the same folders; a
+# folder's original mode and group are restored, and the staff group removed, only when the last of them is removed.
+LEDGER = Path(os.environ.get("MLOPS_PERMISSIONS_LEDGER", "/var/lib/mlops-bridge/permissions.json"))
+
+
+class _Ledger:
+    """``LEDGER`` under an exclusive lock: {"holders": [state roots], "paths": {path: {mode, gid}},
+    "staff_group_created": bool}. Holders whose state folder is gone (a class removed by hand) are dropped."""
+
+    def __enter__(self) -> dict:
+        import fcntl
+
+        LEDGER.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(LEDGER.parent, os.O_RDONLY)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        self.data = json.loads(LEDGER.read_text()) if LEDGER.exists() else \
+            {"holders": [], "paths": {}, "staff_group_created": False}
+        self.data["holders"] = [h for h in self.data["holders"] if (Path(h) / "credentials.json").exists()]
+        return self.data
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if self.data["holders"] or self.data["paths"] or self.data["staff_group_created"]:
+                LEDGER.write_text(json.dumps(self.data, indent=1))
+            else:
+                LEDGER.unlink(missing_ok=True)
+        finally:
+            os.close(self._fd)
+        if not LEDGER.exists():
+            try:
+                LEDGER.parent.rmdir()
+            except OSError:
+                pass
+
+
+def _ensure_staff_group(ledger: dict) -> None:
+    if not _group_exists(STAFF_GROUP):
+        _run("groupadd", STAFF_GROUP)
+        ledger["staff_group_created"] = True
+
+
 def open_repository(state: ClassState, repo: Path = REPO, log=print) -> list[str]:
     """Let other users run the virtualenv and import ``mlops_helpers``; close the rest of the checkout to them.
-    Every change is recorded in ``permissions.json`` for :func:`restore_repository`. Returns what changed."""
-    changes = json.loads(state.permissions_file.read_text()) if state.permissions_file.exists() else []
-    done = {c["path"] for c in changes}
+    Every folder's original mode and group go to the machine's ledger for :func:`restore_repository`."""
     said = []
+    with _Ledger() as ledger:
+        if str(state.root) not in ledger["holders"]:
+            ledger["holders"].append(str(state.root))
+        _ensure_staff_group(ledger)
 
-    def change(path: Path, mode: int, gid: int | None = None) -> None:
-        st = os.stat(path)
-        if str(path) not in done:
-            changes.append({"path": str(path), "mode": stat.S_IMODE(st.st_mode), "gid": st.st_gid})
-            done.add(str(path))
-        if gid is not None and st.st_gid != gid:
-            os.chown(path, -1, gid)
-        if stat.S_IMODE(st.st_mode) != mode:
-            os.chmod(path, mode)
-            said.append(f"{path}: mode {stat.S_IMODE(st.st_mode):o} -> {mode:o}")
+        def change(path: Path, mode: int, gid: int | None = None) -> None:
+            st = os.stat(path)
+            ledger["paths"].setdefault(str(path), {"mode": stat.S_IMODE(st.st_mode), "gid": st.st_gid})
+            if gid is not None and st.st_gid != gid:
+                os.chown(path, -1, gid)
+            if stat.S_IMODE(st.st_mode) != mode:
+                os.chmod(path, mode)
+                said.append(f"{path}: mode {stat.S_IMODE(st.st_mode):o} -> {mode:o}")
 
-    # traverse (never list) every folder on the way to the interpreter and the checkout
-    for target in (_interpreter_prefix(), repo):
-        for folder in [*reversed(target.parents), target]:
-            mode = stat.S_IMODE(os.stat(folder).st_mode)
-            if not mode & 0o001:
-                change(folder, mode | 0o001)
-    # the checkout itself: others may enter it (to reach .venv and mlops_helpers), not list it
-    change(repo, (stat.S_IMODE(os.stat(repo).st_mode) & ~0o007) | 0o001)
-    staff = grp.getgrnam(STAFF_GROUP).gr_gid
-    for entry in sorted(repo.iterdir()):
-        if entry.name in PUBLIC_ENTRIES or entry.is_symlink():
-            continue
-        mode = stat.S_IMODE(os.stat(entry).st_mode)
-        # staff (instructors) keep read access: their formgrader imports autograder, their course copies source/
-        change(entry, (mode & ~0o007) | ((mode & 0o700) >> 3 & 0o050), gid=staff)
-    state.permissions_file.write_text(json.dumps(changes, indent=1))
+        # traverse (never list) every folder on the way to the interpreter and the checkout
+        for target in (_interpreter_prefix(), repo):
+            for folder in [*reversed(target.parents), target]:
+                mode = stat.S_IMODE(os.stat(folder).st_mode)
+                if not mode & 0o001:
+                    change(folder, mode | 0o001)
+        # the checkout itself: others may enter it (to reach .venv and mlops_helpers), not list it
+        change(repo, (stat.S_IMODE(os.stat(repo).st_mode) & ~0o007) | 0o001)
+        staff = grp.getgrnam(STAFF_GROUP).gr_gid
+        for entry in sorted(repo.iterdir()):
+            if entry.name in PUBLIC_ENTRIES or entry.is_symlink():
+                continue
+            mode = stat.S_IMODE(os.stat(entry).st_mode)
+            # staff (instructors) keep read access: their formgrader imports autograder, their course copies source/
+            change(entry, (mode & ~0o007) | ((mode & 0o700) >> 3 & 0o050), gid=staff)
     for line in said:
         log(line)
     return said
 
 
 def restore_repository(state: ClassState, log=print) -> None:
-    if not state.permissions_file.exists():
-        return
-    for change in reversed(json.loads(state.permissions_file.read_text())):
-        path = Path(change["path"])
-        if path.exists():
-            os.chown(path, -1, change["gid"])
-            os.chmod(path, change["mode"])
-    state.permissions_file.unlink()
+    """This class no longer needs the opened folders; the last class to go restores them and removes the group."""
+    with _Ledger() as ledger:
+        if str(state.root) in ledger["holders"]:
+            ledger["holders"].remove(str(state.root))
+        if ledger["holders"]:
+            log(f"the checkout stays open for {len(ledger['holders'])} other class(es) on this machine")
+            return
+        for path, original in reversed(list(ledger["paths"].items())):
+            if os.path.exists(path):
+                os.chown(path, -1, original["gid"])
+                os.chmod(path, original["mode"])
+        ledger["paths"] = {}
+        if ledger["staff_group_created"] and _group_exists(STAFF_GROUP):
+            _run("groupdel", STAFF_GROUP)
+        ledger["staff_group_created"] = False
     log("restored the checkout's permissions")
 
 
