@@ -85,10 +85,12 @@ os.makedirs(c.Exchange.assignment_dir, exist_ok=True)
 _student_config = os.path.join(c.Exchange.assignment_dir, "nbgrader_config.py")
 if not os.path.exists(_student_config):
     with open(_student_config, "w") as _fh:
-        _fh.write("# Written by the course's nbgrader_config.py (one folder up), which it loads: "
-                  "nbgrader's Assignments\n# tab reads the config of this folder.\nimport os\n\n"
-                  "load_subconfig(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "
-                  "'nbgrader_config.py'))  # noqa: F821\n")
+        _fh.write(
+            "# Written by the course's nbgrader_config.py (one folder up), which it loads: "
+            "nbgrader's Assignments\n# tab reads the config of this folder.\nimport os\n\n"
+            "load_subconfig(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "
+            "'nbgrader_config.py'))  # noqa: F821\n"
+        )
 
 # --- grade on submit (python -m autograder watch; python -m autograder attempts ASSIGNMENT) ---------------------
 # The practice questions: unlimited attempts (the default), the best counts. The exercises: five graded attempts,

@@ -123,13 +123,39 @@ import threading as _threading
 import types as _types
 
 # comparison / truth methods whose owner class decides whether a value may be compared (see trust_of)
-_CHECKED = ("__eq__", "__ne__", "__bool__", "__len__", "__iter__", "__getitem__", "__array__", "__array_ufunc__",
-            "__array_function__", "__array_wrap__", "__array_interface__", "__array_struct__", "__array_priority__")
-_SHELL_METHODS = ("run_cell", "run_cell_async", "run_code", "run_ast_nodes", "showtraceback", "_showtraceback",
-                  "showsyntaxerror", "get_exception_only", "transform_cell", "transform_ast", "should_run_async",
-                  "CustomTB", "ex", "ev", "events")
-_COMPILER_METHODS = ("ast_parse", "cache", "extra_flags", "format_code_name", "get_code_name",
-                     "reset_compiler_flags")
+_CHECKED = (
+    "__eq__",
+    "__ne__",
+    "__bool__",
+    "__len__",
+    "__iter__",
+    "__getitem__",
+    "__array__",
+    "__array_ufunc__",
+    "__array_function__",
+    "__array_wrap__",
+    "__array_interface__",
+    "__array_struct__",
+    "__array_priority__",
+)
+_SHELL_METHODS = (
+    "run_cell",
+    "run_cell_async",
+    "run_code",
+    "run_ast_nodes",
+    "showtraceback",
+    "_showtraceback",
+    "showsyntaxerror",
+    "get_exception_only",
+    "transform_cell",
+    "transform_ast",
+    "should_run_async",
+    "CustomTB",
+    "ex",
+    "ev",
+    "events",
+)
+_COMPILER_METHODS = ("ast_parse", "cache", "extra_flags", "format_code_name", "get_code_name", "reset_compiler_flags")
 _PRELOAD = ("math", "operator", "numpy")
 _MAX_LEAVES = 2_000_000
 # hooks the shell sets around every cell (reset separately by before_test): not compared as module callables
@@ -162,7 +188,7 @@ class _CappedStream:
             return len(text)
         self._budget[0] -= len(text)
         if self._budget[0] < 0:
-            text = text[:len(text) + self._budget[0]] + "\n... output stopped in the kernel by the grader ...\n"
+            text = text[: len(text) + self._budget[0]] + "\n... output stopped in the kernel by the grader ...\n"
         return self._stream.write(text)
 
     def writelines(self, lines):
@@ -244,8 +270,9 @@ def _snapshot_chunk():
         if type(namespace.get("__path__")) is list:
             paths.append((module, namespace["__path__"], tuple(namespace["__path__"])))
         skip = _VOLATILE.get(name, ())
-        modules.append((name, module, tuple((k, v) for k, v in list(namespace.items())
-                                            if callable(v) and k not in skip)))
+        modules.append(
+            (name, module, tuple((k, v) for k, v in list(namespace.items()) if callable(v) and k not in skip))
+        )
         module_ids.add(id(module))
         dict_ids.add(id(namespace))
         for func in _functions_in(list(namespace.values())):
@@ -262,13 +289,24 @@ def _snapshot_chunk():
         _nested_codes(func.__code__, codes)
         dict_ids.add(id(func.__globals__))  # a module that replaced itself in sys.modules ran in another dict
     refs += [tuple(funcs.values()), tuple(codes.values())]
-    return (frozenset(map(id, classes)), frozenset(triples), frozenset(funcs), frozenset(codes),
-            frozenset(module_ids), frozenset(dict_ids), tuple(modules), tuple(refs), (), tuple(paths))
+    return (
+        frozenset(map(id, classes)),
+        frozenset(triples),
+        frozenset(funcs),
+        frozenset(codes),
+        frozenset(module_ids),
+        frozenset(dict_ids),
+        tuple(modules),
+        tuple(refs),
+        (),
+        tuple(paths),
+    )
 
 
 # ------------------------------------------------------------------------------------------------- the core
-def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs, readonly, sentinel, guard_codes,
-               record_codes):
+def _make_core(
+    shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs, readonly, sentinel, guard_codes, record_codes
+):
     """Build the protected functions (see the module docstring). Each function defined below uses only its own
     parameters: every dependency, builtins included, is a default argument (tests/test_unit.py checks that none
     reads a global or has a closure).
@@ -285,15 +323,26 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
     import marshal
     import os
 
-    FunctionType, CodeType, ModuleType, MethodType = (_types.FunctionType, _types.CodeType, _types.ModuleType,
-                                                       _types.MethodType)
+    FunctionType, CodeType, ModuleType, MethodType = (
+        _types.FunctionType,
+        _types.CodeType,
+        _types.ModuleType,
+        _types.MethodType,
+    )
     mro_of = type.__dict__["__mro__"].__get__
     dict_of = type.__dict__["__dict__"].__get__
     name_of = type.__dict__["__qualname__"].__get__
     mdict_of = ModuleType.__dict__["__dict__"].__get__
     # C-level attributes of a class (slot wrappers, method/getset/member descriptors): made by the class itself
-    c_descriptors = frozenset({type(object.__eq__), type(str.join), type(dict.__dict__["fromkeys"]),
-                               type(FunctionType.__dict__["__globals__"]), type(type.__dict__["__dict__"])})
+    c_descriptors = frozenset(
+        {
+            type(object.__eq__),
+            type(str.join),
+            type(dict.__dict__["fromkeys"]),
+            type(FunctionType.__dict__["__globals__"]),
+            type(type.__dict__["__dict__"]),
+        }
+    )
     plain_data = frozenset({type(None), int, float, bool, str})
     MISSING = _MISSING
     builtins_dict = vars(_builtins)
@@ -304,9 +353,13 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
     root_list = tuple(sorted(roots))
     try:
         import numpy
+
         nd = numpy.ndarray
-        nd_dtype, nd_flat, nd_shape = (nd.__dict__["dtype"].__get__, nd.__dict__["flat"].__get__,
-                                       nd.__dict__["shape"].__get__)
+        nd_dtype, nd_flat, nd_shape = (
+            nd.__dict__["dtype"].__get__,
+            nd.__dict__["flat"].__get__,
+            nd.__dict__["shape"].__get__,
+        )
         dtype_kind = numpy.dtype.__dict__["kind"].__get__
     except Exception:  # noqa: BLE001 - numpy is optional
         nd, nd_dtype, nd_flat, nd_shape, dtype_kind = type("_NoNumpy", (), {}), None, None, None, None
@@ -319,8 +372,17 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
         return s
 
     # ---- trust
-    def trust_of(tp, registry=registry, mro_of=mro_of, dict_of=dict_of, CHECKED=_CHECKED, id=id, type=type,
-                 c_descriptors=c_descriptors, plain_data=plain_data):
+    def trust_of(
+        tp,
+        registry=registry,
+        mro_of=mro_of,
+        dict_of=dict_of,
+        CHECKED=_CHECKED,
+        id=id,
+        type=type,
+        c_descriptors=c_descriptors,
+        plain_data=plain_data,
+    ):
         """0: each checked method of ``tp`` is the recorded one of a known class, a C slot of its own class, or
         plain data; 1: a class unknown to the guard defines one (notebook code); 2: a known class's was replaced."""
         chunks = registry()
@@ -347,11 +409,33 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
                 break
         return 0
 
-    def vet(a, b, trust_of=trust_of, type=type, issubclass=issubclass, len=len, id=id, list=list, dict=dict,
-            set_types=(set, frozenset), seq_types=(list, tuple), nd=nd, nd_dtype=nd_dtype, nd_flat=nd_flat,
-            nd_shape=nd_shape, dtype_kind=dtype_kind, name_of=name_of, GuardError=GuardError, limit=_MAX_LEAVES,
-            SINGLE=MISSING, keys_of=dict.keys, values_of=dict.values, zip=zip, contains=dict.__contains__,
-            getitem=dict.__getitem__):
+    def vet(
+        a,
+        b,
+        trust_of=trust_of,
+        type=type,
+        issubclass=issubclass,
+        len=len,
+        id=id,
+        list=list,
+        dict=dict,
+        set_types=(set, frozenset),
+        seq_types=(list, tuple),
+        nd=nd,
+        nd_dtype=nd_dtype,
+        nd_flat=nd_flat,
+        nd_shape=nd_shape,
+        dtype_kind=dtype_kind,
+        name_of=name_of,
+        GuardError=GuardError,
+        limit=_MAX_LEAVES,
+        SINGLE=MISSING,
+        keys_of=dict.keys,
+        values_of=dict.values,
+        zip=zip,
+        contains=dict.__contains__,
+        getitem=dict.__getitem__,
+    ):
         """Raise GuardError unless comparing ``a`` with ``b`` is decided by Python's or a known library's code."""
         todo = [(a, b)]
         budget = limit
@@ -360,16 +444,17 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
             x, y = todo.pop()
             budget -= 1
             if budget < 0:
-                raise GuardError(f"the values compared hold more than {limit} items: too many for the grader to "
-                                 "check")
+                raise GuardError(f"the values compared hold more than {limit} items: too many for the grader to check")
             tx = type(x)
             if y is not SINGLE and tx is type(y):
                 verdict = verdicts.get(id(tx))
                 if verdict is None:
                     verdict = verdicts[id(tx)] = trust_of(tx)
                 if verdict == 2:
-                    raise GuardError(f"the values compared have type {name_of(tx)}, whose comparison methods were "
-                                     "replaced by notebook code: the grader does not trust them in a test")
+                    raise GuardError(
+                        f"the values compared have type {name_of(tx)}, whose comparison methods were "
+                        "replaced by notebook code: the grader does not trust them in a test"
+                    )
                 if verdict == 1:
                     continue  # the notebook's own class against itself: its own meaning
                 if issubclass(tx, seq_types):
@@ -382,16 +467,19 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
                         k = keys.pop()
                         budget -= 1
                         if budget < 0:
-                            raise GuardError(f"the values compared hold more than {limit} items: too many for the "
-                                             "grader to check")
+                            raise GuardError(
+                                f"the values compared hold more than {limit} items: too many for the grader to check"
+                            )
                         tk = type(k)
                         verdict = verdicts.get(id(tk))
                         if verdict is None:
                             verdict = verdicts[id(tk)] = trust_of(tk)
                         if verdict != 0:
-                            raise GuardError(f"a dict key compared has type {name_of(tk)}, whose comparison is "
-                                             "defined or replaced by notebook code: the grader does not trust it "
-                                             "in a test")
+                            raise GuardError(
+                                f"a dict key compared has type {name_of(tk)}, whose comparison is "
+                                "defined or replaced by notebook code: the grader does not trust it "
+                                "in a test"
+                            )
                         if issubclass(tk, seq_types) or issubclass(tk, set_types):
                             keys.extend(list(k))
                     for k in list(keys_of(x)):
@@ -407,18 +495,22 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
                         todo.extend([(item, SINGLE) for item in list(nd_flat(x))])
                         todo.extend([(item, SINGLE) for item in list(nd_flat(y))])
                 continue
-            for side in ((x,) if y is SINGLE else (x, y)):
+            for side in (x,) if y is SINGLE else (x, y):
                 ts = type(side)
                 verdict = verdicts.get(id(ts))
                 if verdict is None:
                     verdict = verdicts[id(ts)] = trust_of(ts)
                 if verdict == 1:
-                    raise GuardError(f"the value compared has type {name_of(ts)}, whose comparison is defined by "
-                                     "notebook code: the grader does not trust it in a test (compare plain values "
-                                     "such as numbers, strings, lists or arrays)")
+                    raise GuardError(
+                        f"the value compared has type {name_of(ts)}, whose comparison is defined by "
+                        "notebook code: the grader does not trust it in a test (compare plain values "
+                        "such as numbers, strings, lists or arrays)"
+                    )
                 if verdict == 2:
-                    raise GuardError(f"the value compared has type {name_of(ts)}, whose comparison methods were "
-                                     "replaced by notebook code: the grader does not trust them in a test")
+                    raise GuardError(
+                        f"the value compared has type {name_of(ts)}, whose comparison methods were "
+                        "replaced by notebook code: the grader does not trust them in a test"
+                    )
                 if issubclass(ts, seq_types) or issubclass(ts, set_types):
                     todo.extend([(item, SINGLE) for item in list(side)])
                 elif issubclass(ts, dict):
@@ -454,8 +546,17 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
                     found[id(entry[0])] = entry
         return found.values()
 
-    def is_library_file(path, trusted_dirs=trusted_dirs, readonly=readonly, type=type, str=str, access=os.access,
-                        W_OK=os.W_OK, rpartition=str.rpartition, startswith=str.startswith):
+    def is_library_file(
+        path,
+        trusted_dirs=trusted_dirs,
+        readonly=readonly,
+        type=type,
+        str=str,
+        access=os.access,
+        W_OK=os.W_OK,
+        rpartition=str.rpartition,
+        startswith=str.startswith,
+    ):
         """Whether ``path`` is a file of the Python installation / venv (read-only under the sandbox)."""
         if type(path) is not str or not startswith(path, trusted_dirs) or "/../" in path or "/./" in path:
             return False
@@ -463,9 +564,17 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
             return False
         return True
 
-    def library_origin(name, modules=_sys.modules, find_spec=machinery.PathFinder.find_spec,
-                       is_library_file=is_library_file, roots=root_list, rpartition=str.rpartition,
-                       getattr=getattr, list=list, Exception=Exception):
+    def library_origin(
+        name,
+        modules=_sys.modules,
+        find_spec=machinery.PathFinder.find_spec,
+        is_library_file=is_library_file,
+        roots=root_list,
+        rpartition=str.rpartition,
+        getattr=getattr,
+        list=list,
+        Exception=Exception,
+    ):
         """The installation's file for the module name ``name`` (top-level names: in its import roots), or None."""
         parent = rpartition(name, ".")[0]
         try:
@@ -482,8 +591,14 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
             return spec.origin
         return None
 
-    def fakes(modules=_sys.modules, known_modules=known_modules, library_origin=library_origin,
-              registry=registry, list=list, id=id):
+    def fakes(
+        modules=_sys.modules,
+        known_modules=known_modules,
+        library_origin=library_origin,
+        registry=registry,
+        list=list,
+        id=id,
+    ):
         """Names in sys.modules under which stands an object the guard did not load where the installation
         provides a module: not a known module (an alias such as ``distutils`` for setuptools' copy is fine), nor
         the very file this name designates loaded under it (``tlz.curried.operator`` is toolz's file)."""
@@ -508,12 +623,25 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
 
     def same(a, b, type=type, MethodType=MethodType):
         """Identity, or the same bound method made again (ipykernel rebinds ``input`` for every request)."""
-        return a is b or (type(a) is MethodType and type(b) is MethodType and a.__self__ is b.__self__
-                          and a.__func__ is b.__func__)
+        return a is b or (
+            type(a) is MethodType and type(b) is MethodType and a.__self__ is b.__self__ and a.__func__ is b.__func__
+        )
 
-    def tampered(used, modules=_sys.modules, bdict=builtins_dict, bsnap=builtins_snapshot, user_ns=shell.user_ns,
-                 known_modules=known_modules, known_paths=known_paths, fakes=fakes, same=same, mdict_of=mdict_of,
-                 MISSING=MISSING, dict=dict, tuple=tuple):
+    def tampered(
+        used,
+        modules=_sys.modules,
+        bdict=builtins_dict,
+        bsnap=builtins_snapshot,
+        user_ns=shell.user_ns,
+        known_modules=known_modules,
+        known_paths=known_paths,
+        fakes=fakes,
+        same=same,
+        mdict_of=mdict_of,
+        MISSING=MISSING,
+        dict=dict,
+        tuple=tuple,
+    ):
         """What differs from the snapshot (an empty list when nothing does)."""
         problems = []
         snap = dict(bsnap)
@@ -541,8 +669,14 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
             problems.append(f"sys.modules[{name!r}] is not the installed module")
         return problems
 
-    def notebook_threads(current_frames=_sys._current_frames, get_ident=_threading.get_ident, registry=registry,
-                         kernel_threads=kernel_threads, guard_codes=guard_codes, id=id):
+    def notebook_threads(
+        current_frames=_sys._current_frames,
+        get_ident=_threading.get_ident,
+        registry=registry,
+        kernel_threads=kernel_threads,
+        guard_codes=guard_codes,
+        id=id,
+    ):
         """Idents of threads (other than the kernel's own) running code that is not a known library's."""
         found = []
         me = get_ident()
@@ -563,8 +697,19 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
         return found
 
     # ---- the verdict and the final value
-    def fin(token, state=state, sys=_sys, gettrace=_sys.gettrace, getprofile=_sys.getprofile, tampered=tampered,
-            notebook_threads=notebook_threads, CappedStream=_CappedStream, GuardError=GuardError, type=type, len=len):
+    def fin(
+        token,
+        state=state,
+        sys=_sys,
+        gettrace=_sys.gettrace,
+        getprofile=_sys.getprofile,
+        tampered=tampered,
+        notebook_threads=notebook_threads,
+        CappedStream=_CappedStream,
+        GuardError=GuardError,
+        type=type,
+        len=len,
+    ):
         """Write the test's token if nothing was tampered with (see the module docstring), else fail."""
         current = state()
         if current is None:
@@ -577,8 +722,11 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
         if threads:
             problems.append(f"{len(threads)} thread(s) running notebook code during the test")
         if problems:
-            raise GuardError("the grader cannot trust this test's result: " + "; ".join(problems[:5])
-                             + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""))
+            raise GuardError(
+                "the grader cannot trust this test's result: "
+                + "; ".join(problems[:5])
+                + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
+            )
         state.__defaults__ = ((current[0], current[1], current[2], True, current[4]),)
         out = sys.stdout  # past the output cap: the token must always arrive
         if type(out) is CappedStream:
@@ -621,19 +769,50 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
             for entry in chunk[9]:
                 if id(entry[0]) not in paths:
                     paths[id(entry[0])] = entry
-        new = (frozenset(merged[0]), frozenset(merged[1]), frozenset(merged[2]), frozenset(merged[3]),
-               frozenset(merged[4]), frozenset(merged[5]), tuple(modules.values()), tuple(refs), tuple(aliases),
-               tuple(paths.values()))
+        new = (
+            frozenset(merged[0]),
+            frozenset(merged[1]),
+            frozenset(merged[2]),
+            frozenset(merged[3]),
+            frozenset(merged[4]),
+            frozenset(merged[5]),
+            tuple(modules.values()),
+            tuple(refs),
+            tuple(aliases),
+            tuple(paths.values()),
+        )
         registry.__defaults__ = ((new,),)
 
     # ---- the compiler used while a test runs
-    sentinels = ((sentinel + "eq", eq), (sentinel + "ne", ne), (sentinel + "fin", fin), (sentinel + "hold", hold),
-                 (sentinel + "take", take))
+    sentinels = (
+        (sentinel + "eq", eq),
+        (sentinel + "ne", ne),
+        (sentinel + "fin", fin),
+        (sentinel + "hold", hold),
+        (sentinel + "take", take),
+    )
 
-    def rewrite_tree(tree, name, sentinel=sentinel, type=type, getattr=getattr, setattr=setattr, list=list,
-                     len=len, enumerate=enumerate, isinstance=isinstance, Name=ast.Name, Attribute=ast.Attribute,
-                     Constant=ast.Constant, Call=ast.Call, Expr=ast.Expr, Assign=ast.Assign, Load=ast.Load,
-                     AST=ast.AST, positions=("lineno", "col_offset", "end_lineno", "end_col_offset")):
+    def rewrite_tree(
+        tree,
+        name,
+        sentinel=sentinel,
+        type=type,
+        getattr=getattr,
+        setattr=setattr,
+        list=list,
+        len=len,
+        enumerate=enumerate,
+        isinstance=isinstance,
+        Name=ast.Name,
+        Attribute=ast.Attribute,
+        Constant=ast.Constant,
+        Call=ast.Call,
+        Expr=ast.Expr,
+        Assign=ast.Assign,
+        Load=ast.Load,
+        AST=ast.AST,
+        positions=("lineno", "col_offset", "end_lineno", "end_col_offset"),
+    ):
         """Replace the test cell's references to ``name`` by calls of the guard's functions (sentinel constants
         for now: ``finish`` swaps them for the functions). A reference left over stays a name: NameError."""
         stack = [tree]
@@ -646,17 +825,33 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
                     if not isinstance(item, AST):
                         continue
                     kind, which, args = type(item), None, None
-                    if kind is Assign and len(item.targets) == 1 and type(item.targets[0]) is Attribute \
-                            and item.targets[0].attr == "result" and type(item.targets[0].value) is Name \
-                            and item.targets[0].value.id == name:
+                    if (
+                        kind is Assign
+                        and len(item.targets) == 1
+                        and type(item.targets[0]) is Attribute
+                        and item.targets[0].attr == "result"
+                        and type(item.targets[0].value) is Name
+                        and item.targets[0].value.id == name
+                    ):
                         which, args = "hold", [item.value]
-                    elif kind is Call and len(item.args) == 1 and len(item.keywords) == 1 \
-                            and item.keywords[0].arg == "file" and type(item.keywords[0].value) is Attribute \
-                            and item.keywords[0].value.attr == "stdout" \
-                            and type(item.keywords[0].value.value) is Name and item.keywords[0].value.value.id == name:
+                    elif (
+                        kind is Call
+                        and len(item.args) == 1
+                        and len(item.keywords) == 1
+                        and item.keywords[0].arg == "file"
+                        and type(item.keywords[0].value) is Attribute
+                        and item.keywords[0].value.attr == "stdout"
+                        and type(item.keywords[0].value.value) is Name
+                        and item.keywords[0].value.value.id == name
+                    ):
                         which, args = "fin", item.args
-                    elif kind is Attribute and type(item.value) is Name and item.value.id == name \
-                            and type(item.ctx) is Load and item.attr in ("eq", "ne", "result"):
+                    elif (
+                        kind is Attribute
+                        and type(item.value) is Name
+                        and item.value.id == name
+                        and type(item.ctx) is Load
+                        and item.attr in ("eq", "ne", "result")
+                    ):
                         which = item.attr
                         args = [] if which == "result" else None
                         if which == "result":
@@ -682,8 +877,18 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
                         setattr(node, field, new)
         return tree
 
-    def finish(code, sentinels=sentinels, MARK=MARK, CodeType=CodeType, type=type, tuple=tuple, str=str,
-               reversed=reversed, id=id, set=set):
+    def finish(
+        code,
+        sentinels=sentinels,
+        MARK=MARK,
+        CodeType=CodeType,
+        type=type,
+        tuple=tuple,
+        str=str,
+        reversed=reversed,
+        id=id,
+        set=set,
+    ):
         """Swap the sentinel constants for the guard's functions and mark every code object as a test's."""
         order, seen, stack = [], set(), [code]
         while stack:
@@ -710,9 +915,24 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
             done[id(co)] = co.replace(co_consts=tuple(consts) + (MARK,))
         return done[id(code)]
 
-    def compiler(source, filename, symbol, *args, real=shell.compile, state=state, compile=compile,
-                 rewrite_tree=rewrite_tree, finish=finish, mask=_FLAG_MASK, only_ast=ast.PyCF_ONLY_AST, type=type,
-                 str=str, CodeType=CodeType, GuardError=GuardError, **kwargs):
+    def compiler(
+        source,
+        filename,
+        symbol,
+        *args,
+        real=shell.compile,
+        state=state,
+        compile=compile,
+        rewrite_tree=rewrite_tree,
+        finish=finish,
+        mask=_FLAG_MASK,
+        only_ast=ast.PyCF_ONLY_AST,
+        type=type,
+        str=str,
+        CodeType=CodeType,
+        GuardError=GuardError,
+        **kwargs,
+    ):
         """``shell.compile`` while a test runs: the cell compiled with the guard's functions as constants."""
         current = state()
         if current is None:
@@ -736,12 +956,29 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
             frame = frame.f_back
         return False
 
-    def load_code(origin, sourceless, open_code=_io.open_code, stat=os.stat, loads=marshal.loads, compile=compile,
-                  magic=importlib.util.MAGIC_NUMBER, cache_tag=_sys.implementation.cache_tag, rpartition=str.rpartition,
-                  source_hash=_imp.source_hash, raw_magic=raw_magic,
-                  is_library_file=is_library_file, from_bytes=int.from_bytes, type=type, int=int,
-                  CodeType=CodeType, memoryview=memoryview, ImportError=ImportError, OSError=OSError,
-                  ValueError=ValueError, EOFError=EOFError):
+    def load_code(
+        origin,
+        sourceless,
+        open_code=_io.open_code,
+        stat=os.stat,
+        loads=marshal.loads,
+        compile=compile,
+        magic=importlib.util.MAGIC_NUMBER,
+        cache_tag=_sys.implementation.cache_tag,
+        rpartition=str.rpartition,
+        source_hash=_imp.source_hash,
+        raw_magic=raw_magic,
+        is_library_file=is_library_file,
+        from_bytes=int.from_bytes,
+        type=type,
+        int=int,
+        CodeType=CodeType,
+        memoryview=memoryview,
+        ImportError=ImportError,
+        OSError=OSError,
+        ValueError=ValueError,
+        EOFError=EOFError,
+    ):
         """The code object of a library file: its bytecode cache (``__pycache__/<name>.<tag>.pyc`` next to it, a
         library file too) when valid for the source, else the source compiled (never written back)."""
         if sourceless:
@@ -761,8 +998,10 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
                 valid = False
                 if data[:4] == magic and flags == 0:
                     st = stat(origin)
-                    valid = (from_bytes(data[8:12], "little") == int(st.st_mtime) & 0xFFFFFFFF
-                             and from_bytes(data[12:16], "little") == st.st_size & 0xFFFFFFFF)
+                    valid = (
+                        from_bytes(data[8:12], "little") == int(st.st_mtime) & 0xFFFFFFFF
+                        and from_bytes(data[12:16], "little") == st.st_size & 0xFFFFFFFF
+                    )
                 elif data[:4] == magic and flags & 1:
                     if flags & 2:
                         with open_code(origin) as fh:
@@ -792,14 +1031,48 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
         """One chunk holding chunks ``a`` then ``b`` (records of ``a`` first: the first record of a name wins)."""
         paths = {id(entry[0]): entry for entry in b[9]}
         paths.update({id(entry[0]): entry for entry in a[9]})
-        return (a[0] | b[0], a[1] | b[1], a[2] | b[2], a[3] | b[3], a[4] | b[4], a[5] | b[5], a[6] + b[6],
-                (a[7], b[7]), a[8] + b[8], tuple(paths.values()))
+        return (
+            a[0] | b[0],
+            a[1] | b[1],
+            a[2] | b[2],
+            a[3] | b[3],
+            a[4] | b[4],
+            a[5] | b[5],
+            a[6] + b[6],
+            (a[7], b[7]),
+            a[8] + b[8],
+            tuple(paths.values()),
+        )
 
-    def learn(name, module, code, ran_in, alias_of, any_known=any_known, registry=registry, mdict_of=mdict_of,
-              dict_of=dict_of, type=type, issubclass=issubclass, id=id, list=list, frozenset=frozenset, tuple=tuple,
-              callable=callable, range=range, set=set, FunctionType=FunctionType, CodeType=CodeType,
-              ModuleType=ModuleType, CHECKED=_CHECKED, c_descriptors=c_descriptors, plain_data=plain_data,
-              staticmethod=staticmethod, classmethod=classmethod, property=property):
+    def learn(
+        name,
+        module,
+        code,
+        ran_in,
+        alias_of,
+        any_known=any_known,
+        registry=registry,
+        mdict_of=mdict_of,
+        dict_of=dict_of,
+        type=type,
+        issubclass=issubclass,
+        id=id,
+        list=list,
+        frozenset=frozenset,
+        tuple=tuple,
+        callable=callable,
+        range=range,
+        set=set,
+        FunctionType=FunctionType,
+        CodeType=CodeType,
+        ModuleType=ModuleType,
+        CHECKED=_CHECKED,
+        c_descriptors=c_descriptors,
+        plain_data=plain_data,
+        staticmethod=staticmethod,
+        classmethod=classmethod,
+        property=property,
+    ):
         """The registry chunk for ``module``, just run by ``record`` in the namespace ``ran_in``: the module as
         the library made it. ``module`` is what the library left in sys.modules: some put another object there
         (pygments.formatters puts a module subclass with a ``__getattr__``), which is then the one recorded.
@@ -842,8 +1115,11 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
                                 gid = id(obj.__globals__)
                                 if gid not in dict_ids:
                                     dict_ids[gid] = gid in own_dicts or any_known(gid, chunks)
-                            if not (kind in plain_data or (kind in c_descriptors and obj.__objclass__ is cls)
-                                    or (kind is FunctionType and dict_ids[id(obj.__globals__)])):
+                            if not (
+                                kind in plain_data
+                                or (kind in c_descriptors and obj.__objclass__ is cls)
+                                or (kind is FunctionType and dict_ids[id(obj.__globals__)])
+                            ):
                                 ok = False
                     if ok:
                         classes[cid] = cls
@@ -878,17 +1154,26 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
         refs += [tuple(classes.values()), tuple(funcs.values()), tuple(codes.values()), module, ran_in]
         path = namespace.get("__path__")
         paths = ((module, path, tuple(path)),) if type(path) is list and alias_of is None else ()
-        return (frozenset(classes), frozenset(triples), frozenset(funcs), frozenset(codes),
-                frozenset([id(module)] if is_module and alias_of is None else []), frozenset(own_dicts),
-                ((name, module, items),) if alias_of is None else (), tuple(refs),
-                ((module, alias_of),) if alias_of is not None else (), paths)
+        return (
+            frozenset(classes),
+            frozenset(triples),
+            frozenset(funcs),
+            frozenset(codes),
+            frozenset([id(module)] if is_module and alias_of is None else []),
+            frozenset(own_dicts),
+            ((name, module, items),) if alias_of is None else (),
+            tuple(refs),
+            ((module, alias_of),) if alias_of is not None else (),
+            paths,
+        )
 
     import _frozen_importlib
     import _frozen_importlib_external
 
     load_unlocked = _frozen_importlib._load_unlocked.__code__
-    importlib_snapshot = tuple((mod, tuple(vars(mod).items())) for mod in (_frozen_importlib,
-                                                                            _frozen_importlib_external, _imp))
+    importlib_snapshot = tuple(
+        (mod, tuple(vars(mod).items())) for mod in (_frozen_importlib, _frozen_importlib_external, _imp)
+    )
 
     def importlib_intact(snapshot=importlib_snapshot, mdict_of=mdict_of, MISSING=MISSING):
         """Whether the import machinery's functions are those of the snapshot."""
@@ -899,8 +1184,18 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
                     return False
         return True
 
-    def named_by(name, origin, roots=roots, str=str, type=type, len=len, rpartition=str.rpartition,
-                 replace=str.replace, endswith=str.endswith, startswith=str.startswith):
+    def named_by(
+        name,
+        origin,
+        roots=roots,
+        str=str,
+        type=type,
+        len=len,
+        rpartition=str.rpartition,
+        replace=str.replace,
+        endswith=str.endswith,
+        startswith=str.startswith,
+    ):
         """Whether the library file ``origin`` is the one the module name ``name`` designates: ``a.b`` is
         ``<root>/a/b.py``, ``<root>/a/b/__init__.py`` or ``<root>/a/b.<tag>.so``, ``<root>`` one of the
         installation's import roots (its ``sys.path`` entries at the snapshot). Nobody records a library file
@@ -910,22 +1205,45 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
         path = "/" + replace(name, ".", "/")
         folder, _, filename = rpartition(origin, "/")
         if filename in ("__init__.py", "__init__.pyc"):
-            return endswith(folder, path) and folder[:len(folder) - len(path)] in roots
+            return endswith(folder, path) and folder[: len(folder) - len(path)] in roots
         package, _, last = rpartition(path, "/")
-        if not (filename in (last + ".py", last + ".pyc")
-                or (startswith(filename, last + ".") and endswith(filename, (".so", ".pyd")))):
+        if not (
+            filename in (last + ".py", last + ".pyc")
+            or (startswith(filename, last + ".") and endswith(filename, (".so", ".pyd")))
+        ):
             return False
-        return endswith(folder, package) and folder[:len(folder) - len(package)] in roots
+        return endswith(folder, package) and folder[: len(folder) - len(package)] in roots
 
-    def record(loader, module, source_loader=machinery.SourceFileLoader,
-               sourceless_loader=machinery.SourcelessFileLoader, extension_loader=machinery.ExtensionFileLoader,
-               is_library_file=is_library_file, named_by=named_by, load_code=load_code, learn=learn,
-               registry=registry, exec_dynamic=_imp.exec_dynamic, exec=exec, mdict_of=mdict_of,
-               modules=_sys.modules, MISSING=MISSING, ModuleType=ModuleType, getframe=_sys._getframe,
-               load_unlocked=load_unlocked, importlib_intact=importlib_intact, merge=merge, len=len, type=type,
-               str=str, list=list,
-               getattr=getattr, keep=frozenset({"__name__", "__doc__", "__package__", "__loader__", "__spec__",
-                                                "__path__", "__file__", "__cached__"})):
+    def record(
+        loader,
+        module,
+        source_loader=machinery.SourceFileLoader,
+        sourceless_loader=machinery.SourcelessFileLoader,
+        extension_loader=machinery.ExtensionFileLoader,
+        is_library_file=is_library_file,
+        named_by=named_by,
+        load_code=load_code,
+        learn=learn,
+        registry=registry,
+        exec_dynamic=_imp.exec_dynamic,
+        exec=exec,
+        mdict_of=mdict_of,
+        modules=_sys.modules,
+        MISSING=MISSING,
+        ModuleType=ModuleType,
+        getframe=_sys._getframe,
+        load_unlocked=load_unlocked,
+        importlib_intact=importlib_intact,
+        merge=merge,
+        len=len,
+        type=type,
+        str=str,
+        list=list,
+        getattr=getattr,
+        keep=frozenset(
+            {"__name__", "__doc__", "__package__", "__loader__", "__spec__", "__path__", "__file__", "__cached__"}
+        ),
+    ):
         """``exec_module`` of a library module's loader: run the library file's own code in a cleared namespace,
         then record what it made (see the module docstring). Anyone may call it: it only ever records what a
         library file's own code makes, in a plain module object, known under the file's own module name (under
@@ -933,8 +1251,12 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
         spec = getattr(module, "__spec__", None)
         name, origin = getattr(spec, "name", None), getattr(spec, "origin", None)
         kind = type(loader)
-        if type(module) is ModuleType and is_library_file(origin) and type(name) is str \
-                and (kind is source_loader or kind is sourceless_loader or kind is extension_loader):
+        if (
+            type(module) is ModuleType
+            and is_library_file(origin)
+            and type(name) is str
+            and (kind is source_loader or kind is sourceless_loader or kind is extension_loader)
+        ):
             alias_of = None if named_by(name, origin) else origin
             namespace = mdict_of(module)
             before = modules.get(name, MISSING)
@@ -942,8 +1264,11 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
                 # its code is the shared library's; the module object must be the one importlib's own
                 # _load_unlocked just made from that file (else it could hold anything)
                 caller = getframe(1)
-                if caller.f_code is not load_unlocked or caller.f_locals.get("module") is not module \
-                        or not importlib_intact():
+                if (
+                    caller.f_code is not load_unlocked
+                    or caller.f_locals.get("module") is not module
+                    or not importlib_intact()
+                ):
                     kind.exec_module(loader, module)
                     return
                 code = None
@@ -958,38 +1283,98 @@ def _make_core(shell, snapshot, builtins_snapshot, kernel_threads, trusted_dirs,
             # a library may put another object in sys.modules while it runs (pygments.formatters does)
             made = after if after is not before and after is not MISSING else module
             chunks = registry() + (learn(name, made, code, namespace, alias_of),)
-            while len(chunks) > 2 and len(chunks[-2][3]) + len(chunks[-2][0]) <= \
-                    2 * (len(chunks[-1][3]) + len(chunks[-1][0])) + 64:
+            while (
+                len(chunks) > 2
+                and len(chunks[-2][3]) + len(chunks[-2][0]) <= 2 * (len(chunks[-1][3]) + len(chunks[-1][0])) + 64
+            ):
                 chunks = chunks[:-2] + (merge(chunks[-2], chunks[-1]),)
             registry.__defaults__ = (chunks,)
             return
         kind.exec_module(loader, module)  # not a library file: its loader's own way, nothing recorded
 
-    return {"registry": registry, "state": state, "trust_of": trust_of, "vet": vet, "eq": eq, "ne": ne,
-            "known_modules": known_modules, "known_paths": known_paths, "is_library_file": is_library_file,
-            "library_origin": library_origin,
-            "fakes": fakes, "same": same, "tampered": tampered, "notebook_threads": notebook_threads, "fin": fin,
-            "hold": hold, "take": take, "begin": begin, "end": end, "compact": compact, "rewrite_tree": rewrite_tree,
-            "finish": finish, "compiler": compiler, "recording": recording, "load_code": load_code, "learn": learn,
-            "named_by": named_by, "importlib_intact": importlib_intact, "merge": merge, "any_known": any_known,
-            "record": record, "MARK": MARK,
-            "sentinels": sentinels}
+    return {
+        "registry": registry,
+        "state": state,
+        "trust_of": trust_of,
+        "vet": vet,
+        "eq": eq,
+        "ne": ne,
+        "known_modules": known_modules,
+        "known_paths": known_paths,
+        "is_library_file": is_library_file,
+        "library_origin": library_origin,
+        "fakes": fakes,
+        "same": same,
+        "tampered": tampered,
+        "notebook_threads": notebook_threads,
+        "fin": fin,
+        "hold": hold,
+        "take": take,
+        "begin": begin,
+        "end": end,
+        "compact": compact,
+        "rewrite_tree": rewrite_tree,
+        "finish": finish,
+        "compiler": compiler,
+        "recording": recording,
+        "load_code": load_code,
+        "learn": learn,
+        "named_by": named_by,
+        "importlib_intact": importlib_intact,
+        "merge": merge,
+        "any_known": any_known,
+        "record": record,
+        "MARK": MARK,
+        "sentinels": sentinels,
+    }
 
 
 def _make_sentry(registry, mark, guard_codes, holder_codes, updater_codes, ping):
     """The guard's audit hook (see the module docstring). It keeps no state: what it knows is in its defaults."""
 
-    def sentry(event, args, watched=frozenset({"object.__setattr__", "object.__delattr__", "sys.addaudithook",
-                                               "sys.settrace", "sys.setprofile", "gc.get_objects",
-                                               "gc.get_referrers", "gc.get_referents", "sys._current_frames",
-                                               "autograder.guard.ping"}),
-               in_test_events=frozenset({"sys.settrace", "sys.setprofile", "gc.get_objects", "gc.get_referrers",
-                                         "gc.get_referents", "sys._current_frames"}),
-               function_attrs=frozenset({"__code__", "__defaults__", "__kwdefaults__"}),
-               FunctionType=_types.FunctionType, ModuleType=_types.ModuleType, registry=registry,
-               guard_codes=guard_codes, holder_codes=holder_codes, updater_codes=updater_codes, MARK=mark,
-               getframe=_sys._getframe, ping=ping, type=type, id=id, len=len, issubclass=issubclass,
-               RuntimeError=RuntimeError):
+    def sentry(
+        event,
+        args,
+        watched=frozenset(
+            {
+                "object.__setattr__",
+                "object.__delattr__",
+                "sys.addaudithook",
+                "sys.settrace",
+                "sys.setprofile",
+                "gc.get_objects",
+                "gc.get_referrers",
+                "gc.get_referents",
+                "sys._current_frames",
+                "autograder.guard.ping",
+            }
+        ),
+        in_test_events=frozenset(
+            {
+                "sys.settrace",
+                "sys.setprofile",
+                "gc.get_objects",
+                "gc.get_referrers",
+                "gc.get_referents",
+                "sys._current_frames",
+            }
+        ),
+        function_attrs=frozenset({"__code__", "__defaults__", "__kwdefaults__"}),
+        FunctionType=_types.FunctionType,
+        ModuleType=_types.ModuleType,
+        registry=registry,
+        guard_codes=guard_codes,
+        holder_codes=holder_codes,
+        updater_codes=updater_codes,
+        MARK=mark,
+        getframe=_sys._getframe,
+        ping=ping,
+        type=type,
+        id=id,
+        len=len,
+        issubclass=issubclass,
+        RuntimeError=RuntimeError,
+    ):
         if event not in watched:
             return
         if event == "autograder.guard.ping":
@@ -1059,8 +1444,11 @@ class _ImportRecorder:
         if library and type(loader) in self._loader_types and getattr(loader, "path", None) == spec.origin:
             loader.exec_module = functools.partial(self._record, loader)
         elif not library and spec.origin not in (None, "built-in", "frozen") and self._recording():
-            raise ModuleNotFoundError(f"No module named {name!r} (a library being loaded in the grader's kernel "
-                                      "cannot import a module from outside the installation)", name=name)
+            raise ModuleNotFoundError(
+                f"No module named {name!r} (a library being loaded in the grader's kernel "
+                "cannot import a module from outside the installation)",
+                name=name,
+            )
         return spec
 
     def invalidate_caches(self):
@@ -1093,11 +1481,21 @@ class Guard:
         self.kernel = getattr(shell, "kernel", None)
         self.real_compile = shell.compile
         self.builtins = dict(vars(_builtins))
-        self.sys_attrs = {k: getattr(_sys, k) for k in ("excepthook", "displayhook", "breakpointhook", "stdout",
-                                                         "stderr", "stdin") if hasattr(_sys, k)}
+        self.sys_attrs = {
+            k: getattr(_sys, k)
+            for k in ("excepthook", "displayhook", "breakpointhook", "stdout", "stderr", "stdin")
+            if hasattr(_sys, k)
+        }
         self.classes = {}
-        for obj in (shell, self.kernel, getattr(self.kernel, "session", None), getattr(shell, "displayhook", None),
-                    getattr(shell, "display_pub", None), self.real_compile, self.stdout):
+        for obj in (
+            shell,
+            self.kernel,
+            getattr(self.kernel, "session", None),
+            getattr(shell, "displayhook", None),
+            getattr(shell, "display_pub", None),
+            self.real_compile,
+            self.stdout,
+        ):
             if obj is None:
                 continue
             for cls in type(obj).__mro__:
@@ -1115,27 +1513,40 @@ class Guard:
         }
         self.stashed, self.patched = {}, {}
         if trusted_dirs is None:
-            trusted_dirs = {q for p in (_sys.prefix, _sys.base_prefix, _sys.exec_prefix) if p
-                            for q in (p, os.path.realpath(p))}
+            trusted_dirs = {
+                q for p in (_sys.prefix, _sys.base_prefix, _sys.exec_prefix) if p for q in (p, os.path.realpath(p))
+            }
         trusted_dirs = tuple(sorted({d.rstrip("/") + "/" for d in trusted_dirs}))
         site = next((p for p in _sys.path if p.endswith("site-packages") and p.startswith(trusted_dirs)), None)
         readonly = site is not None and not os.access(site, os.W_OK)  # sandboxed: the installation is read-only
         guard_codes = _guard_codes()
         record_codes = frozenset(i for i, c in guard_codes.items() if c.co_name == "record")
-        self.core = core = _make_core(shell, _snapshot_chunk(), tuple(vars(_builtins).items()),
-                                      frozenset(_sys._current_frames()), trusted_dirs, readonly,
-                                      f"\0autograder:{secrets.token_hex(8)}:", frozenset(guard_codes), record_codes)
+        self.core = core = _make_core(
+            shell,
+            _snapshot_chunk(),
+            tuple(vars(_builtins).items()),
+            frozenset(_sys._current_frames()),
+            trusted_dirs,
+            readonly,
+            f"\0autograder:{secrets.token_hex(8)}:",
+            frozenset(guard_codes),
+            record_codes,
+        )
         self.eq, self.ne, self.compiler = core["eq"], core["ne"], core["compiler"]
         self._delegate_compiler()
         holder_codes = frozenset(id(core[n].__code__) for n in ("registry", "state"))
         updater_codes = frozenset(id(core[n].__code__) for n in ("record", "fin", "hold", "begin", "end", "compact"))
         self._ping = object()
-        self.sentry = _make_sentry(core["registry"], core["MARK"], frozenset(guard_codes), holder_codes,
-                                   updater_codes, self._ping)
+        self.sentry = _make_sentry(
+            core["registry"], core["MARK"], frozenset(guard_codes), holder_codes, updater_codes, self._ping
+        )
         machinery = importlib.machinery
-        self.recorder = _ImportRecorder(core["record"], core["recording"], core["is_library_file"],
-                                        (machinery.SourceFileLoader, machinery.SourcelessFileLoader,
-                                         machinery.ExtensionFileLoader))
+        self.recorder = _ImportRecorder(
+            core["record"],
+            core["recording"],
+            core["is_library_file"],
+            (machinery.SourceFileLoader, machinery.SourcelessFileLoader, machinery.ExtensionFileLoader),
+        )
         self.installed = install
         if install:
             _sys.addaudithook(self.sentry)
@@ -1177,18 +1588,23 @@ class Guard:
         if hasattr(sh, "input_transformers_post"):
             sh.input_transformers_post[:] = self.shell_state["input_transformers_post"]
         itm = sh.input_transformer_manager
-        for attr, key in (("cleanup_transforms", "input_transformers_cleanup"), ("line_transforms", "line_transforms"),
-                          ("token_transformers", "token_transformers")):
+        for attr, key in (
+            ("cleanup_transforms", "input_transformers_cleanup"),
+            ("line_transforms", "line_transforms"),
+            ("token_transformers", "token_transformers"),
+        ):
             if hasattr(itm, attr):
                 getattr(itm, attr)[:] = self.shell_state[key]
         sh.events.callbacks.clear()
         sh.events.callbacks.update({k: list(v) for k, v in self.shell_state["events"].items()})
         sh.custom_exceptions = ()
         sh.CustomTB = self.shell_state["CustomTB"]
-        for obj, names in ((sh, _SHELL_METHODS),
-                           (self.kernel, ("do_execute", "execute_request", "send_response", "send")),
-                           (self.real_compile, _COMPILER_METHODS + ("__call__",)),
-                           (self.stdout, ("write", "writelines", "flush"))):
+        for obj, names in (
+            (sh, _SHELL_METHODS),
+            (self.kernel, ("do_execute", "execute_request", "send_response", "send")),
+            (self.real_compile, _COMPILER_METHODS + ("__call__",)),
+            (self.stdout, ("write", "writelines", "flush")),
+        ):
             for name in names:
                 if obj is not None and name in getattr(obj, "__dict__", {}) and name not in ("CustomTB", "events"):
                     del obj.__dict__[name]
@@ -1256,8 +1672,10 @@ class Guard:
         self._restore_modules()
         threads = self.core["notebook_threads"]()
         if threads:
-            raise GuardError(f"{len(threads)} thread(s) started by notebook code are running: the grader does not "
-                             "run a test next to them")
+            raise GuardError(
+                f"{len(threads)} thread(s) started by notebook code are running: the grader does not "
+                "run a test next to them"
+            )
         ns = self.shell.user_ns
         self.stashed = {}
         for name in used_names:

@@ -53,7 +53,7 @@ def main(argv: list[str]) -> int:
 
     from mlops_helpers import tracking
 
-    sides = {"seed example (log_model(model, \"model\"))": seed_example, "tracking.train_and_log": helper_example}
+    sides = {'seed example (log_model(model, "model"))': seed_example, "tracking.train_and_log": helper_example}
     times: dict[str, list[float]] = {name: [] for name in sides}
     with tempfile.TemporaryDirectory(prefix="bench-tracking-") as folder:
         tracking.setup_experiment(f"sqlite:///{Path(folder) / 'mlflow.db'}", "bench-tracking")

@@ -48,7 +48,7 @@ def absolute_tracking_uri(uri: str) -> str:
     prefix = "sqlite:///"
     if not uri.startswith(prefix):
         return uri
-    path = uri[len(prefix):]
+    path = uri[len(prefix) :]
     if path.startswith("/") or path == ":memory:":
         return uri
     return prefix + str(Path(path).resolve())

@@ -57,7 +57,10 @@ def test_train_and_log_records_params_metric_and_a_loadable_model(tracking_uri):
     assert run.data.tags["lesson"] == "unit"
     model = mlflow.pyfunc.load_model(f"runs:/{result.run_id}/model")
     assert [c.name for c in model.metadata.get_input_schema().inputs] == [
-        "sepal_length", "sepal_width", "petal_length", "petal_width"
+        "sepal_length",
+        "sepal_width",
+        "petal_length",
+        "petal_width",
     ]
     from mlops_helpers.data import split_iris
 
@@ -94,6 +97,7 @@ def test_artifacts_go_beside_the_sqlite_database_not_into_the_working_directory(
 
 # --- a class sharing one tracking server: each student's own names --------------------------------------------
 
+
 def test_names_are_a_students_own_only_on_a_shared_server_under_jupyterhub():
     hub = {"JUPYTERHUB_USER": "ada"}
     assert tracking.student_prefix("http://127.0.0.1:5050", hub) == "ada"
@@ -111,8 +115,11 @@ def test_a_notebooks_experiment_and_model_names_become_the_students_own():
     namespace = {"experiment_name": "mlops-bridge-versions", "model_name": "iris-classifier", "port": 5001}
     changed = tracking.personalise_notebook_names("ada", namespace)
     assert changed == {"experiment_name": "ada-mlops-bridge-versions", "model_name": "ada-iris-classifier"}
-    assert namespace == {"experiment_name": "ada-mlops-bridge-versions", "model_name": "ada-iris-classifier",
-                         "port": 5001}
+    assert namespace == {
+        "experiment_name": "ada-mlops-bridge-versions",
+        "model_name": "ada-iris-classifier",
+        "port": 5001,
+    }
     assert tracking.personalise_notebook_names("ada", namespace) == {}  # idempotent: a cell run twice
     assert tracking.personalise_notebook_names(None, namespace) == {}
     assert tracking.personalise_notebook_names("ada") == {}  # outside a notebook: nothing to rename
@@ -134,10 +141,27 @@ def test_setup_experiment_on_a_shared_server_creates_the_students_experiment(mon
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port",
-                                   str(port), "--backend-store-uri", f"sqlite:///{tmp}/m.db",
-                                   "--artifacts-destination", f"{tmp}/a", "--workers", "1"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--backend-store-uri",
+                f"sqlite:///{tmp}/m.db",
+                "--artifacts-destination",
+                f"{tmp}/a",
+                "--workers",
+                "1",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         try:
             uri = f"http://127.0.0.1:{port}"
             deadline = time.time() + 120

@@ -20,6 +20,7 @@ import socket
 import threading
 from dataclasses import dataclass
 
+
 @contextlib.contextmanager
 def loopback_listener():
     """A TCP listener on 127.0.0.1 (a free port) accepting in a thread, for the ``network`` case to try.
@@ -134,8 +135,7 @@ def released() -> dict:
 
 def specs_from_source():
     """The NotebookSpec tuple of the assignment, as specs_from_gradebook would build it from a gradebook."""
-    from autograder.job import CellSpec, NotebookSpec
-    from autograder.job import _kind
+    from autograder.job import CellSpec, NotebookSpec, _kind
 
     cells = []
     for cell in build_source()["cells"]:
