@@ -81,7 +81,8 @@ def class_hub():
                 uids.add(pwd.getpwnam(name).pw_uid)
             except KeyError:
                 pass
-        leftovers = _processes_of(uids)
+        # a stopped server's kernels exit a moment after it: give them 30 s, then kill and report what is left
+        _, leftovers = psutil.wait_procs(_processes_of(uids), timeout=30)
         for proc in leftovers:
             try:
                 proc.kill()

@@ -13,8 +13,10 @@ pytestmark = pytest.mark.browser
 TIMEOUT_MS = 180_000
 LESSON = "01_experiment_tracking.ipynb"
 
-# Done when every code cell shows an execution count, or an error output stopped Run All.
+# Done when every code cell shows an execution count, an error output stopped Run All, or JupyterLab opened a
+# dialog (a dead kernel, a server gone): then the test fails at once instead of waiting for its timeout.
 DONE_JS = """() => {
+    if (document.querySelector('.jp-Dialog')) return true;
     const prompts = Array.from(document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputPrompt'));
     const errors = Array.from(document.querySelectorAll(
             '.jp-RenderedText[data-mime-type="application/vnd.jupyter.error"]'));
@@ -55,6 +57,8 @@ def test_a_student_runs_lesson_01_and_sees_their_runs_in_mlflow(class_hub, chrom
         page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
         page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
         page.wait_for_function(DONE_JS, timeout=600_000, polling=1000)  # one student: under a minute measured
+        dialog = page.locator(".jp-Dialog")
+        assert not dialog.count(), dialog.first.inner_text()
         errors = page.evaluate(ERRORS_JS)
         assert not errors, errors[0][:3000]
         shared = page.get_by_text(re.compile(rf"your own names are .*{a}-01-experiment-tracking"))
