@@ -103,15 +103,34 @@ def class_hub():
 
 @pytest.fixture(scope="package")
 def chromium():
-    """Debian's chromium driven by Playwright (no browser download), as in tests/browser/."""
+    """Debian's chromium driven by Playwright (no browser download), in a thread of its own: tests/browser's
+    session-wide Playwright may still run in the main thread, and a second sync Playwright there does not start.
+    Yields ``run(fn, *args)``, which calls ``fn(browser, *args)`` in that thread and returns its result (or raises)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     executable = shutil.which("chromium")
     if executable is None:
         pytest.fail("Debian's chromium is not installed (`apt-get install chromium`; .ci/run does)")
-    from playwright.sync_api import sync_playwright
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-chromium")
+    state = {}
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=[
+    def start():
+        from playwright.sync_api import sync_playwright
+
+        state["playwright"] = sync_playwright().start()
+        state["browser"] = state["playwright"].chromium.launch(executable_path=executable, headless=True, args=[
             "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
             "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"])
-        yield browser
-        browser.close()
+
+    def stop():
+        if "browser" in state:
+            state["browser"].close()
+        if "playwright" in state:
+            state["playwright"].stop()
+
+    try:
+        pool.submit(start).result(timeout=300)
+        yield lambda fn, *args: pool.submit(fn, state["browser"], *args).result()
+    finally:
+        pool.submit(stop).result(timeout=300)
+        pool.shutdown()

@@ -47,6 +47,11 @@ def screenshot_on_failure(page, name):
 
 def test_a_student_runs_lesson_01_and_sees_their_runs_in_mlflow(class_hub, chromium):
     hub, a = class_hub, class_hub.users["a"]
+    run_id = chromium(_run_lesson_01, hub, a)
+    assert chromium(_see_run_in_mlflow_ui, hub, a, run_id)
+
+
+def _run_lesson_01(chromium, hub, a) -> str:
     context = chromium.new_context(viewport={"width": 1400, "height": 900})
     page = login(context, hub, a)
     try:
@@ -72,7 +77,10 @@ def test_a_student_runs_lesson_01_and_sees_their_runs_in_mlflow(class_hub, chrom
         raise
     finally:
         context.close()
+    return run_id
 
+
+def _see_run_in_mlflow_ui(chromium, hub, a, run_id) -> bool:
     # the best run shown is in the student's own experiment on the class's server
     run = hub.mlflow_call(a, "GET", "runs/get", params={"run_id": run_id})
     assert run.status_code == 200
@@ -99,6 +107,7 @@ def test_a_student_runs_lesson_01_and_sees_their_runs_in_mlflow(class_hub, chrom
         raise
     finally:
         context.close()
+    return True
 
 
 def test_the_instructor_sees_the_submissions_in_formgrader(class_hub, chromium):
@@ -110,6 +119,11 @@ def test_the_instructor_sees_the_submissions_in_formgrader(class_hub, chromium):
         submit_answers(hub, a)
     wait_until(lambda: (hub.home(hub.instructor) / COURSE / "submitted" / a / "practice_questions").is_dir(), 300,
                "a's submission collected into the course directory")
+    chromium(_formgrader_shows_the_submission, hub, a)
+    chromium(_formgrader_refuses_a_student, hub, hub.users["b"])
+
+
+def _formgrader_shows_the_submission(chromium, hub, a) -> None:
     context = chromium.new_context(viewport={"width": 1400, "height": 900})
     page = login(context, hub, hub.instructor)
     try:
@@ -123,8 +137,9 @@ def test_the_instructor_sees_the_submissions_in_formgrader(class_hub, chromium):
         raise
     finally:
         context.close()
-    # a student is refused the formgrader service
-    b = hub.users["b"]
+
+
+def _formgrader_refuses_a_student(chromium, hub, b) -> None:
     context = chromium.new_context()
     page = login(context, hub, b)
     try:
