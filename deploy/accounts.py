@@ -69,7 +69,8 @@ def require_root() -> None:
         raise AccountsError(
             "this creates Linux users (useradd, chpasswd) and must run as root: "
             "sudo .venv/bin/python -m deploy.accounts ... "
-            "(without root, one person runs the course with `make lab`; see docs/deploy.md)")
+            "(without root, one person runs the course with `make lab`; see docs/deploy.md)"
+        )
 
 
 def read_roster(path: str | os.PathLike) -> list[Member]:
@@ -78,15 +79,18 @@ def read_roster(path: str | os.PathLike) -> list[Member]:
         for line, row in enumerate(csv.DictReader(fh), start=2):
             name, role = (row.get("username") or "").strip(), (row.get("role") or "student").strip()
             if not USERNAME.match(name):
-                raise AccountsError(f"{path}:{line}: username {name!r} is not a valid Linux user name "
-                                    "(lower-case letters, digits, - and _, starting with a letter)")
+                raise AccountsError(
+                    f"{path}:{line}: username {name!r} is not a valid Linux user name "
+                    "(lower-case letters, digits, - and _, starting with a letter)"
+                )
             if role not in ("student", "instructor"):
                 raise AccountsError(f"{path}:{line}: role {role!r} is neither 'student' nor 'instructor'")
             if name in seen:
                 raise AccountsError(f"{path}:{line}: {name} appears twice")
             seen.add(name)
-            members.append(Member(name, role, (row.get("first_name") or "").strip(),
-                                  (row.get("last_name") or "").strip()))
+            members.append(
+                Member(name, role, (row.get("first_name") or "").strip(), (row.get("last_name") or "").strip())
+            )
     if not any(m.role == "instructor" for m in members):
         raise AccountsError(f"{path}: the roster names no instructor")
     return members
@@ -196,9 +200,11 @@ def _give_course(home: Path, username: str, state: ClassState) -> None:
 
     copy_course(REPO, course)
     with open(course / "nbgrader_config.py", "a") as fh:
-        fh.write("\n# --- the class on one machine (written by python -m deploy.accounts) ---------------------------\n"
-                 "# The class's shared exchange instead of the course-local one.\n"
-                 f"c.Exchange.root = {str(state.exchange)!r}\n")
+        fh.write(
+            "\n# --- the class on one machine (written by python -m deploy.accounts) ---------------------------\n"
+            "# The class's shared exchange instead of the course-local one.\n"
+            f"c.Exchange.root = {str(state.exchange)!r}\n"
+        )
     _chown_tree(course, username)
     os.chmod(course, 0o750)
 
@@ -212,16 +218,18 @@ def _mlflow_store(state: ClassState):
 
 
 def _write_auth_config(state: ClassState, admin_password: str) -> None:
-    text = ("[mlflow]\n"
-            "# Everyone reads the class's runs and models; only their creator (MANAGE) and the admin change them.\n"
-            "default_permission = READ\n"
-            f"database_uri = sqlite:///{state.auth_db}\n"
-            f"admin_username = {MLFLOW_ADMIN}\n"
-            f"admin_password = {admin_password}\n"
-            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
-            "# Each request's password is checked with PBKDF2, much of the server's CPU when a class logs models\n"
-            "# at once: a successful check is remembered for a minute (a changed password takes that long to apply).\n"
-            "auth_cache_ttl_seconds = 60\n")
+    text = (
+        "[mlflow]\n"
+        "# Everyone reads the class's runs and models; only their creator (MANAGE) and the admin change them.\n"
+        "default_permission = READ\n"
+        f"database_uri = sqlite:///{state.auth_db}\n"
+        f"admin_username = {MLFLOW_ADMIN}\n"
+        f"admin_password = {admin_password}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        "# Each request's password is checked with PBKDF2, much of the server's CPU when a class logs models\n"
+        "# at once: a successful check is remembered for a minute (a changed password takes that long to apply).\n"
+        "auth_cache_ttl_seconds = 60\n"
+    )
     fd = os.open(state.auth_config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
@@ -249,10 +257,15 @@ def create(roster: list[Member], state: ClassState, log=print) -> dict:
         record = data["users"].get(member.username)
         if record is None:
             if _user_exists(member.username):
-                raise AccountsError(f"the Linux user {member.username!r} exists and was not made by this command "
-                                    f"(not in {state.credentials_file}): choose another name in the roster")
-            record = {"role": member.role, "password": secrets.token_urlsafe(12),
-                      "mlflow_password": secrets.token_urlsafe(18)}
+                raise AccountsError(
+                    f"the Linux user {member.username!r} exists and was not made by this command "
+                    f"(not in {state.credentials_file}): choose another name in the roster"
+                )
+            record = {
+                "role": member.role,
+                "password": secrets.token_urlsafe(12),
+                "mlflow_password": secrets.token_urlsafe(18),
+            }
             comment = f"{member.first_name} {member.last_name}".strip() or member.username
             _run("useradd", "--create-home", "--shell", "/bin/bash", "--comment", comment, member.username)
             data["users"][member.username] = record
@@ -291,6 +304,7 @@ def remove(state: ClassState, log=print) -> list[str]:
 
 # --- the checkout: the students' servers run its virtualenv, and must read nothing else of it ------------------
 
+
 def _interpreter_prefix() -> Path:
     """The real installation the virtualenv's python links to (e.g. a pyenv folder under /root)."""
     return Path(os.path.realpath(sys.executable)).parents[1]
@@ -311,8 +325,11 @@ class _Ledger:
         LEDGER.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(LEDGER.parent, os.O_RDONLY)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
-        self.data = json.loads(LEDGER.read_text()) if LEDGER.exists() else \
-            {"holders": [], "paths": {}, "staff_group_created": False}
+        self.data = (
+            json.loads(LEDGER.read_text())
+            if LEDGER.exists()
+            else {"holders": [], "paths": {}, "staff_group_created": False}
+        )
         self.data["holders"] = [h for h in self.data["holders"] if (Path(h) / "credentials.json").exists()]
         return self.data
 
@@ -402,8 +419,9 @@ def show(state: ClassState, out=sys.stdout) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deploy.accounts", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m deploy.accounts", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("action", choices=("create", "show", "remove"))
     parser.add_argument("--roster", default=str(REPO / "deploy" / "roster.csv"), help="CSV: username,role,...")
     parser.add_argument("--state", default=str(DEFAULT_STATE), help="the class's shared state (%(default)s)")

@@ -23,15 +23,35 @@ PROXY = REPO / "deploy" / "node_modules" / ".bin" / "configurable-http-proxy"
 CONFIG = REPO / "deploy" / "jupyterhub_config.py"
 
 
-def as_user(username: str, *cmd: str, cwd: str | os.PathLike | None = None, timeout: float = 600,
-            env: dict | None = None) -> subprocess.CompletedProcess:
+def as_user(
+    username: str, *cmd: str, cwd: str | os.PathLike | None = None, timeout: float = 600, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """Run ``cmd`` as ``username`` (its uid, gid and groups; its HOME), with the virtualenv first on PATH."""
     entry = pwd.getpwnam(username)
-    environment = {"PATH": f"{BIN}:/usr/local/bin:/usr/bin:/bin", "HOME": entry.pw_dir, "USER": username,
-                   "LANG": "C.UTF-8", **(env or {})}
-    return subprocess.run(["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--init-groups",
-                           "--reset-env", "--", "env", *(f"{k}={v}" for k, v in environment.items()), *cmd],
-                          cwd=cwd or entry.pw_dir, capture_output=True, text=True, timeout=timeout)
+    environment = {
+        "PATH": f"{BIN}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": entry.pw_dir,
+        "USER": username,
+        "LANG": "C.UTF-8",
+        **(env or {}),
+    }
+    return subprocess.run(
+        [
+            "setpriv",
+            f"--reuid={entry.pw_uid}",
+            f"--regid={entry.pw_gid}",
+            "--init-groups",
+            "--reset-env",
+            "--",
+            "env",
+            *(f"{k}={v}" for k, v in environment.items()),
+            *cmd,
+        ],
+        cwd=cwd or entry.pw_dir,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def release_assignments(state: ClassState, instructor: str, log=print) -> list[str]:
@@ -42,8 +62,17 @@ def release_assignments(state: ClassState, instructor: str, log=print) -> list[s
     for source in sorted(p for p in (course / "source").iterdir() if p.is_dir()):
         if (state.exchange / COURSE_ID / "outbound" / source.name).is_dir():
             continue
-        proc = as_user(instructor, str(BIN / "python"), "-m", "autograder", "release", source.name,
-                       "--course-dir", str(course), cwd=course)
+        proc = as_user(
+            instructor,
+            str(BIN / "python"),
+            "-m",
+            "autograder",
+            "release",
+            source.name,
+            "--course-dir",
+            str(course),
+            cwd=course,
+        )
         if proc.returncode != 0:
             raise AccountsError(f"releasing {source.name} as {instructor} failed:\n{proc.stderr[-2000:]}")
         released.append(source.name)
@@ -53,8 +82,13 @@ def release_assignments(state: ClassState, instructor: str, log=print) -> list[s
 
 def hub_environment(state: ClassState, port: int, **ports: int) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({"MLOPS_HUB_STATE": str(state.root), "MLOPS_HUB_PORT": str(port),
-                "PATH": f"{BIN}:{env.get('PATH', '/usr/bin:/bin')}"})
+    env.update(
+        {
+            "MLOPS_HUB_STATE": str(state.root),
+            "MLOPS_HUB_PORT": str(port),
+            "PATH": f"{BIN}:{env.get('PATH', '/usr/bin:/bin')}",
+        }
+    )
     for key, value in ports.items():
         env[f"MLOPS_{key.upper()}"] = str(value)
     return env
@@ -73,8 +107,9 @@ def prepare(roster_path: str, state: ClassState, log=print) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deploy.hub", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m deploy.hub", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--roster", default=str(REPO / "deploy" / "roster.csv"))
     parser.add_argument("--state", default=os.environ.get("MLOPS_HUB_STATE", "/srv/mlops-bridge"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("MLOPS_HUB_PORT", "8000")))
@@ -90,11 +125,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     env = hub_environment(state, args.port)
     mlflow_port = env.get("MLOPS_MLFLOW_PORT", "5050")
-    print(f"\nThe class hub: log in at http://127.0.0.1:{args.port}/ with a roster name and its password\n"
-          f"  (passwords: sudo .venv/bin/python -m deploy.accounts show --state {state.root})\n"
-          f"  formgrader (instructors): http://127.0.0.1:{args.port}/services/{COURSE_ID}/\n"
-          f"  the class's MLflow: http://127.0.0.1:{mlflow_port}/ (each user's MLflow password in the same list)\n"
-          f"  stop with Ctrl-C (stops every server and service)\n", flush=True)
+    print(
+        f"\nThe class hub: log in at http://127.0.0.1:{args.port}/ with a roster name and its password\n"
+        f"  (passwords: sudo .venv/bin/python -m deploy.accounts show --state {state.root})\n"
+        f"  formgrader (instructors): http://127.0.0.1:{args.port}/services/{COURSE_ID}/\n"
+        f"  the class's MLflow: http://127.0.0.1:{mlflow_port}/ (each user's MLflow password in the same list)\n"
+        f"  stop with Ctrl-C (stops every server and service)\n",
+        flush=True,
+    )
     os.chdir(state.hub)
     os.execve(str(BIN / "jupyterhub"), [str(BIN / "jupyterhub"), "-f", str(CONFIG)], env)
 

@@ -80,11 +80,13 @@ def per_user_environment(spawner):
     config = [str(REPO / "deploy" / "jupyter" / "all")]
     if record["role"] == "student":  # no formgrader or create-assignment tools in students' JupyterLab
         config.insert(0, str(REPO / "deploy" / "jupyter" / "student"))
-    spawner.environment.update({
-        "MLFLOW_TRACKING_USERNAME": name,
-        "MLFLOW_TRACKING_PASSWORD": record["mlflow_password"],
-        "JUPYTER_CONFIG_PATH": os.pathsep.join(config),
-    })
+    spawner.environment.update(
+        {
+            "MLFLOW_TRACKING_USERNAME": name,
+            "MLFLOW_TRACKING_PASSWORD": record["mlflow_password"],
+            "JUPYTER_CONFIG_PATH": os.pathsep.join(config),
+        }
+    )
 
 
 c.Spawner.pre_spawn_hook = per_user_environment
@@ -94,13 +96,28 @@ mlflow_backend = os.environ.get("MLOPS_MLFLOW_BACKEND") or f"sqlite:///{STATE.ml
 c.JupyterHub.services = [
     {
         "name": "mlflow",
-        "command": [str(BIN / "mlflow"), "server", "--app-name", "basic-auth",
-                    "--backend-store-uri", mlflow_backend,
-                    "--artifacts-destination", str(STATE.mlflow / "artifacts"),
-                    "--host", "127.0.0.1", "--port", str(MLFLOW_PORT), "--workers", "2"],
+        "command": [
+            str(BIN / "mlflow"),
+            "server",
+            "--app-name",
+            "basic-auth",
+            "--backend-store-uri",
+            mlflow_backend,
+            "--artifacts-destination",
+            str(STATE.mlflow / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(MLFLOW_PORT),
+            "--workers",
+            "2",
+        ],
         "cwd": str(STATE.mlflow),
-        "environment": {"PATH": PATH, "MLFLOW_AUTH_CONFIG_PATH": str(STATE.auth_config),
-                        "MLFLOW_FLASK_SERVER_SECRET_KEY": credentials["mlflow_secret_key"]},
+        "environment": {
+            "PATH": PATH,
+            "MLFLOW_AUTH_CONFIG_PATH": str(STATE.auth_config),
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": credentials["mlflow_secret_key"],
+        },
     },
     {
         "name": COURSE_ID,  # nbgrader's course_list finds the formgrader by this name
@@ -120,9 +137,13 @@ c.JupyterHub.services = [
     },
     {
         "name": "grading",
-        "command": [str(BIN / "python"), "-m", "autograder", "watch",
-                    *(["--workers", os.environ["MLOPS_GRADING_WORKERS"]]
-                      if os.environ.get("MLOPS_GRADING_WORKERS") else [])],
+        "command": [
+            str(BIN / "python"),
+            "-m",
+            "autograder",
+            "watch",
+            *(["--workers", os.environ["MLOPS_GRADING_WORKERS"]] if os.environ.get("MLOPS_GRADING_WORKERS") else []),
+        ],
         "cwd": course_dir,
         "environment": {"PATH": PATH, "HOME": "/root", "PYTHONDONTWRITEBYTECODE": "1"},
     },
@@ -140,5 +161,10 @@ c.JupyterHub.load_roles = [
 if os.environ.get("MLOPS_HUB_ADMIN_TOKEN"):
     # For scripted set-up and measurement (tests, make bench-hub): start and stop servers, read users.
     c.JupyterHub.services.append({"name": "class-admin", "api_token": os.environ["MLOPS_HUB_ADMIN_TOKEN"]})
-    c.JupyterHub.load_roles.append({"name": "class-admin", "services": ["class-admin"],
-                                    "scopes": ["admin:users", "admin:servers", "list:services", "read:services"]})
+    c.JupyterHub.load_roles.append(
+        {
+            "name": "class-admin",
+            "services": ["class-admin"],
+            "scopes": ["admin:users", "admin:servers", "list:services", "read:services"],
+        }
+    )

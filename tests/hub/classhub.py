@@ -27,6 +27,7 @@ BUILD = ROOT / "build" / "hub"  # logs, screenshots and figures of the hub tests
 if str(ROOT) not in sys.path:  # deploy/ is a folder of the checkout, not an installed package
     sys.path.insert(0, str(ROOT))
 
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -90,23 +91,37 @@ class Hub:
     # -- the hub
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
-        env.update({
-            "MLOPS_HUB_STATE": str(self.state), "MLOPS_HUB_PORT": str(self.ports["hub"]),
-            "MLOPS_HUB_API_PORT": str(self.ports["hub_api"]), "MLOPS_PROXY_API_PORT": str(self.ports["proxy_api"]),
-            "MLOPS_MLFLOW_PORT": str(self.ports["mlflow"]), "MLOPS_FORMGRADER_PORT": str(self.ports["formgrader"]),
-            "MLOPS_HUB_ADMIN_TOKEN": self.admin_token, "MLOPS_GRADING_WORKERS": "2",
-            "PATH": f"{BIN}:{env.get('PATH', '/usr/bin:/bin')}",
-        })
+        env.update(
+            {
+                "MLOPS_HUB_STATE": str(self.state),
+                "MLOPS_HUB_PORT": str(self.ports["hub"]),
+                "MLOPS_HUB_API_PORT": str(self.ports["hub_api"]),
+                "MLOPS_PROXY_API_PORT": str(self.ports["proxy_api"]),
+                "MLOPS_MLFLOW_PORT": str(self.ports["mlflow"]),
+                "MLOPS_FORMGRADER_PORT": str(self.ports["formgrader"]),
+                "MLOPS_HUB_ADMIN_TOKEN": self.admin_token,
+                "MLOPS_GRADING_WORKERS": "2",
+                "PATH": f"{BIN}:{env.get('PATH', '/usr/bin:/bin')}",
+            }
+        )
         return env
 
     def start(self) -> None:
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([str(BIN / "jupyterhub"), "-f", str(ROOT / "deploy" / "jupyterhub_config.py")],
-                                         cwd=self.state / "hub", env=self.environment(), stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                [str(BIN / "jupyterhub"), "-f", str(ROOT / "deploy" / "jupyterhub_config.py")],
+                cwd=self.state / "hub",
+                env=self.environment(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         wait_until(lambda: self._alive() and requests.get(f"{self.url}/hub/api", timeout=5).ok, 180, "the hub")
-        wait_until(lambda: self._alive() and requests.get(f"{self.mlflow}/health", timeout=5).ok, 240,
-                   "the class's MLflow server")
+        wait_until(
+            lambda: self._alive() and requests.get(f"{self.mlflow}/health", timeout=5).ok,
+            240,
+            "the class's MLflow server",
+        )
 
     def _alive(self) -> bool:
         if self.proc.poll() is not None:
@@ -130,16 +145,20 @@ class Hub:
     def token(self, user: str) -> str:
         """The user's own API token, asked for with their password (as a script of theirs would)."""
         if user not in self._tokens:
-            r = requests.post(f"{self.url}/hub/api/users/{user}/tokens", timeout=60,
-                              json={"auth": {"username": user, "password": self.password(user)}, "note": "test"})
+            r = requests.post(
+                f"{self.url}/hub/api/users/{user}/tokens",
+                timeout=60,
+                json={"auth": {"username": user, "password": self.password(user)}, "note": "test"},
+            )
             assert r.status_code == 201, (r.status_code, r.text)
             self._tokens[user] = r.json()["token"]
         return self._tokens[user]
 
     def api(self, user: str, method: str, path: str, **kwargs) -> requests.Response:
         headers = {"Authorization": f"token {self.token(user)}", **kwargs.pop("headers", {})}
-        return requests.request(method, f"{self.url}{path}", headers=headers, timeout=kwargs.pop("timeout", 120),
-                                **kwargs)
+        return requests.request(
+            method, f"{self.url}{path}", headers=headers, timeout=kwargs.pop("timeout", 120), **kwargs
+        )
 
     def spawn(self, user: str, timeout: float = 300) -> float:
         """Start the user's server through the REST API with their token; seconds until it is ready."""
@@ -157,8 +176,11 @@ class Hub:
     def stop_server(self, user: str) -> None:
         r = self.api(user, "DELETE", f"/hub/api/users/{user}/server")
         assert r.status_code in (202, 204), (r.status_code, r.text)
-        wait_until(lambda: not self.api(user, "GET", f"/hub/api/users/{user}").json()["servers"], 120,
-                   f"{user}'s server to stop")
+        wait_until(
+            lambda: not self.api(user, "GET", f"/hub/api/users/{user}").json()["servers"],
+            120,
+            f"{user}'s server to stop",
+        )
 
     def server_processes(self, user: str) -> list[psutil.Process]:
         uid = self.uid(user)
@@ -212,8 +234,11 @@ class Hub:
         notebook's folder), then every code cell in order in that kernel, stopping at the first error."""
         model = self.api(user, "GET", f"/user/{user}/api/contents/{path}")
         assert model.status_code == 200, model.text
-        cells = ["".join(c["source"]) if isinstance(c["source"], list) else c["source"]
-                 for c in model.json()["content"]["cells"] if c["cell_type"] == "code"]
+        cells = [
+            "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+            for c in model.json()["content"]["cells"]
+            if c["cell_type"] == "code"
+        ]
         return self.run_cells(user, cells, path=path, timeout=timeout)
 
     def run_cells(self, user: str, cells: list[str], path: str | None = None, timeout: float = 900) -> list[dict]:
@@ -221,8 +246,12 @@ class Hub:
         through the hub's proxy, with the user's token); one {status, stdout, stderr, error} per cell run. The
         kernel (and its session) is shut down after."""
         if path:
-            session = self.api(user, "POST", f"/user/{user}/api/sessions",
-                               json={"path": path, "type": "notebook", "name": path, "kernel": {"name": "python3"}})
+            session = self.api(
+                user,
+                "POST",
+                f"/user/{user}/api/sessions",
+                json={"path": path, "type": "notebook", "name": path, "kernel": {"name": "python3"}},
+            )
             assert session.status_code == 201, (session.status_code, session.text)
             kernel_id, session_id = session.json()["kernel"]["id"], session.json()["id"]
         else:
@@ -242,8 +271,9 @@ class Hub:
 
         url = f"ws://127.0.0.1:{self.ports['hub']}/user/{user}/api/kernels/{kernel_id}/channels"
         # tornado's default 20 s to connect is too short for a class starting kernels at once on 2 cores
-        request = HTTPRequest(url, headers={"Authorization": f"token {self.token(user)}"}, connect_timeout=600,
-                              request_timeout=600)
+        request = HTTPRequest(
+            url, headers={"Authorization": f"token {self.token(user)}"}, connect_timeout=600, request_timeout=600
+        )
         ws = await websocket_connect(request, max_message_size=64 * 2**20)
         session = uuid.uuid4().hex
         results = []
@@ -259,12 +289,32 @@ class Hub:
     @staticmethod
     async def _execute_one(ws, user: str, session: str, code: str) -> dict:
         msg_id = uuid.uuid4().hex
-        ws.write_message(json.dumps({
-            "header": {"msg_id": msg_id, "username": user, "session": session, "msg_type": "execute_request",
-                       "version": "5.3", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
-            "parent_header": {}, "metadata": {}, "buffers": [], "channel": "shell",
-            "content": {"code": code, "silent": False, "store_history": True, "user_expressions": {},
-                        "allow_stdin": False, "stop_on_error": True}}))
+        ws.write_message(
+            json.dumps(
+                {
+                    "header": {
+                        "msg_id": msg_id,
+                        "username": user,
+                        "session": session,
+                        "msg_type": "execute_request",
+                        "version": "5.3",
+                        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    },
+                    "parent_header": {},
+                    "metadata": {},
+                    "buffers": [],
+                    "channel": "shell",
+                    "content": {
+                        "code": code,
+                        "silent": False,
+                        "store_history": True,
+                        "user_expressions": {},
+                        "allow_stdin": False,
+                        "stop_on_error": True,
+                    },
+                }
+            )
+        )
         out = {"status": None, "stdout": "", "stderr": "", "error": None}
         idle = False
         while out["status"] is None or not idle:
@@ -299,8 +349,9 @@ def submit_answers(hub: Hub, user: str, assignment: str = "practice_questions") 
 
     from practice_answers import source_answers
 
-    fetched = hub.api(user, "POST", f"/user/{user}/assignments/fetch",
-                      data={"course_id": COURSE, "assignment_id": assignment})
+    fetched = hub.api(
+        user, "POST", f"/user/{user}/assignments/fetch", data={"course_id": COURSE, "assignment_id": assignment}
+    )
     assert fetched.status_code == 200 and fetched.json()["success"], fetched.text
     path = f"{assignment}/{assignment}.ipynb"
     model = hub.api(user, "GET", f"/user/{user}/api/contents/{path}")
@@ -311,9 +362,14 @@ def submit_answers(hub: Hub, user: str, assignment: str = "practice_questions") 
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
         if grade_id in answers:
             cell.source = answers[grade_id]
-    saved = hub.api(user, "PUT", f"/user/{user}/api/contents/{path}",
-                    json={"type": "notebook", "format": "json", "content": json.loads(nbformat.writes(nb))})
+    saved = hub.api(
+        user,
+        "PUT",
+        f"/user/{user}/api/contents/{path}",
+        json={"type": "notebook", "format": "json", "content": json.loads(nbformat.writes(nb))},
+    )
     assert saved.status_code == 200, saved.text
-    submitted = hub.api(user, "POST", f"/user/{user}/assignments/submit",
-                        data={"course_id": COURSE, "assignment_id": assignment})
+    submitted = hub.api(
+        user, "POST", f"/user/{user}/assignments/submit", data={"course_id": COURSE, "assignment_id": assignment}
+    )
     assert submitted.status_code == 200 and submitted.json()["success"], submitted.text

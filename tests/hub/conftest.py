@@ -59,15 +59,25 @@ def class_hub():
     state = Path(tempfile.mkdtemp(prefix="mlops-hub-", dir="/tmp"))
     os.chmod(state, 0o755)
     roster = state / "roster.csv"
-    roster.write_text("username,role,first_name,last_name\n" + "".join(
-        f"{name},{'instructor' if role == 'instructor' else 'student'},{role},Test\n" for role, name in users.items()))
+    roster.write_text(
+        "username,role,first_name,last_name\n"
+        + "".join(
+            f"{name},{'instructor' if role == 'instructor' else 'student'},{role},Test\n"
+            for role, name in users.items()
+        )
+    )
     ports = {k: free_port() for k in ("hub", "hub_api", "proxy_api", "mlflow", "formgrader")}
     hub = Hub(state, prefix, ports, users)
     created = False
     try:
-        proc = subprocess.run([str(BIN / "python"), "-m", "deploy.hub", "--prepare-only", "--roster", str(roster),
-                               "--state", str(state)], cwd=ROOT, capture_output=True, text=True, timeout=900,
-                              env=hub.environment())
+        proc = subprocess.run(
+            [str(BIN / "python"), "-m", "deploy.hub", "--prepare-only", "--roster", str(roster), "--state", str(state)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            env=hub.environment(),
+        )
         created = True
         assert proc.returncode == 0, proc.stdout + proc.stderr
         hub.prepare_output = proc.stdout + proc.stderr
@@ -90,8 +100,13 @@ def class_hub():
                 pass
         psutil.wait_procs(leftovers, timeout=30)
         if created:
-            subprocess.run([str(BIN / "python"), "-m", "deploy.accounts", "remove", "--state", str(state)],
-                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+            subprocess.run(
+                [str(BIN / "python"), "-m", "deploy.accounts", "remove", "--state", str(state)],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
         log = hub.log if hub.log.exists() else None
         if log is not None:
             keep = ROOT / "build" / "hub"
@@ -118,9 +133,20 @@ def chromium():
         from playwright.sync_api import sync_playwright
 
         state["playwright"] = sync_playwright().start()
-        state["browser"] = state["playwright"].chromium.launch(executable_path=executable, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"])
+        state["browser"] = state["playwright"].chromium.launch(
+            executable_path=executable,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
+        )
 
     def stop():
         if "browser" in state:

@@ -34,11 +34,20 @@ def _page_text(source: str) -> str:
 
 # --- set-up as an instructor runs it --------------------------------------------------------------------------
 
+
 def test_accounts_need_root_and_say_so(class_hub):
     """The accounts command run by a student (any non-root user) refuses, naming the reason and the fallback."""
     # (as a script: the checkout's root is closed to listing, so ``-m deploy.accounts`` finds no package there)
-    proc = class_hub.as_user(class_hub.users["b"], str(BIN / "python"), str(ROOT / "deploy" / "accounts.py"),
-                             "create", "--roster", str(ROOT / "deploy" / "roster.csv"), "--state", "/tmp/not-made")
+    proc = class_hub.as_user(
+        class_hub.users["b"],
+        str(BIN / "python"),
+        str(ROOT / "deploy" / "accounts.py"),
+        "create",
+        "--roster",
+        str(ROOT / "deploy" / "roster.csv"),
+        "--state",
+        "/tmp/not-made",
+    )
     assert proc.returncode == 2, proc.stderr
     assert "must run as root" in proc.stderr and "make lab" in proc.stderr
     assert not os.path.exists("/tmp/not-made")
@@ -57,8 +66,9 @@ def test_prepare_made_private_homes_the_exchange_and_released_the_assignments(cl
     course = hub.home(hub.instructor) / COURSE
     assert (course / "gradebook.db").stat().st_uid == hub.uid(hub.instructor)
     home = hub.home(hub.users["a"])
-    assert sorted(p.name for p in (home / "lessons").glob("*.ipynb")) == \
-        sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
+    assert sorted(p.name for p in (home / "lessons").glob("*.ipynb")) == sorted(
+        p.name for p in (ROOT / "notebooks").glob("*.ipynb")
+    )
     # what lessons 02 and 06 use from the folder around the lessons: the MLflow Project, the model gate's test
     for name in ("MLproject", "python_env.yaml", "tests/test_model_gate.py"):
         assert (home / name).read_bytes() == (ROOT / name).read_bytes(), name
@@ -66,6 +76,7 @@ def test_prepare_made_private_homes_the_exchange_and_released_the_assignments(cl
 
 
 # --- (b) a student through the hub's REST API -----------------------------------------------------------------
+
 
 def test_a_student_spawns_fetches_submits_and_gets_graded_feedback_in_seconds(class_hub):
     hub, a = class_hub, class_hub.users["a"]
@@ -88,8 +99,9 @@ def test_a_student_spawns_fetches_submits_and_gets_graded_feedback_in_seconds(cl
     _, points = source_answers(hub.home(hub.instructor) / COURSE)
 
     def feedback_pages():
-        r = hub.api(a, "POST", f"/user/{a}/assignments/fetch_feedback",
-                    data={"course_id": COURSE, "assignment_id": ASSIGNMENT})
+        r = hub.api(
+            a, "POST", f"/user/{a}/assignments/fetch_feedback", data={"course_id": COURSE, "assignment_id": ASSIGNMENT}
+        )
         assert r.status_code == 200
         return sorted((hub.home(a) / ASSIGNMENT / "feedback").glob("*/*.html"))
 
@@ -108,6 +120,7 @@ def test_a_student_spawns_fetches_submits_and_gets_graded_feedback_in_seconds(cl
 
 
 # --- (a) isolation, as student b's own processes --------------------------------------------------------------
+
 
 def test_a_student_cannot_read_another_students_work_or_the_course(class_hub):
     hub, a, b = class_hub, class_hub.users["a"], class_hub.users["b"]
@@ -132,8 +145,9 @@ def test_a_student_cannot_read_another_students_work_or_the_course(class_hub):
         "the checkout's history": f"ls {ROOT}/.git",
         "the class's credentials": f"cat {hub.state}/credentials.json",
         "the MLflow store": f"ls {hub.state}/mlflow",
-        "a's server environment": "cat " + " ".join(
-            f"/proc/{p.pid}/environ" for p in hub.server_processes(a)[:3]) if hub.server_processes(a) else "false",
+        "a's server environment": "cat " + " ".join(f"/proc/{p.pid}/environ" for p in hub.server_processes(a)[:3])
+        if hub.server_processes(a)
+        else "false",
     }
     for what, command in targets.items():
         proc = hub.as_user(b, "sh", "-c", command)
@@ -167,8 +181,12 @@ def test_a_student_cannot_use_another_students_server(class_hub):
     import requests
 
     for server_port in listening:
-        r = requests.get(f"http://127.0.0.1:{server_port}/user/{a}/api/contents",
-                         headers={"Authorization": f"token {hub.token(b)}"}, timeout=30, allow_redirects=False)
+        r = requests.get(
+            f"http://127.0.0.1:{server_port}/user/{a}/api/contents",
+            headers={"Authorization": f"token {hub.token(b)}"},
+            timeout=30,
+            allow_redirects=False,
+        )
         assert r.status_code in (302, 403), r.status_code
 
 
@@ -184,16 +202,19 @@ def test_a_student_cannot_change_another_students_runs_models_or_aliases(class_h
     run_id = run.json()["run"]["info"]["run_id"]
     model = f"{a}-iris-classifier-isolation"
     assert hub.mlflow_call(a, "POST", "registered-models/create", json={"name": model}).status_code == 200
-    version = hub.mlflow_call(a, "POST", "model-versions/create",
-                              json={"name": model, "source": f"runs:/{run_id}/model", "run_id": run_id})
+    version = hub.mlflow_call(
+        a, "POST", "model-versions/create", json={"name": model, "source": f"runs:/{run_id}/model", "run_id": run_id}
+    )
     assert version.status_code == 200, version.text
     alias = {"name": model, "alias": "champion", "version": version.json()["model_version"]["version"]}
     assert hub.mlflow_call(a, "POST", "registered-models/alias", json=alias).status_code == 200
 
     # b reads them ...
     assert hub.mlflow_call(b, "GET", "runs/get", params={"run_id": run_id}).status_code == 200
-    assert hub.mlflow_call(b, "GET", "registered-models/alias",
-                           params={"name": model, "alias": "champion"}).status_code == 200
+    assert (
+        hub.mlflow_call(b, "GET", "registered-models/alias", params={"name": model, "alias": "champion"}).status_code
+        == 200
+    )
     # ... and cannot change any of them
     forbidden = [
         ("POST", "runs/delete", {"run_id": run_id}),
@@ -212,8 +233,12 @@ def test_a_student_cannot_change_another_students_runs_models_or_aliases(class_h
     # b creates their own and may change that
     own = hub.mlflow_call(b, "POST", "experiments/create", json={"name": f"{b}-isolation"})
     assert own.status_code == 200
-    assert hub.mlflow_call(b, "POST", "experiments/delete",
-                           json={"experiment_id": own.json()["experiment_id"]}).status_code == 200
+    assert (
+        hub.mlflow_call(
+            b, "POST", "experiments/delete", json={"experiment_id": own.json()["experiment_id"]}
+        ).status_code
+        == 200
+    )
 
 
 # --- (d) a class: CLASS_SIZE students spawned at once, each running lesson 01 (every code cell, in order, in a
@@ -303,15 +328,18 @@ def test_a_class_runs_lesson_01_on_the_shared_tracking_server(class_hub):
         printed = "".join(c["stdout"] for c in cells)
         assert f"your own names are experiment_name = '{user}-01-experiment-tracking'" in printed, user
         # the runs are in the student's own experiment, read back with the student's credentials
-        found = hub.mlflow_call(user, "GET", "experiments/get-by-name",
-                                params={"experiment_name": f"{user}-01-experiment-tracking"})
+        found = hub.mlflow_call(
+            user, "GET", "experiments/get-by-name", params={"experiment_name": f"{user}-01-experiment-tracking"}
+        )
         assert found.status_code == 200, (user, found.text)
-        runs = hub.mlflow_call(user, "POST", "runs/search",
-                               json={"experiment_ids": [found.json()["experiment"]["experiment_id"]]}).json()
+        runs = hub.mlflow_call(
+            user, "POST", "runs/search", json={"experiment_ids": [found.json()["experiment"]["experiment_id"]]}
+        ).json()
         assert len(runs.get("runs", [])) >= 3, (user, runs)  # the seed's run and the C sweep at least
     # nobody logged into the lesson's plain experiment name on the shared server
-    plain = hub.mlflow_call(students[0], "GET", "experiments/get-by-name",
-                            params={"experiment_name": "01-experiment-tracking"})
+    plain = hub.mlflow_call(
+        students[0], "GET", "experiments/get-by-name", params={"experiment_name": "01-experiment-tracking"}
+    )
     assert plain.status_code == 404
 
 

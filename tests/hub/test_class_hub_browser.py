@@ -84,14 +84,16 @@ def _see_run_in_mlflow_ui(chromium, hub, a, run_id) -> bool:
     # the best run shown is in the student's own experiment on the class's server
     run = hub.mlflow_call(a, "GET", "runs/get", params={"run_id": run_id})
     assert run.status_code == 200
-    experiment = hub.mlflow_call(a, "GET", "experiments/get",
-                                 params={"experiment_id": run.json()["run"]["info"]["experiment_id"]})
+    experiment = hub.mlflow_call(
+        a, "GET", "experiments/get", params={"experiment_id": run.json()["run"]["info"]["experiment_id"]}
+    )
     assert experiment.json()["experiment"]["name"] == f"{a}-01-experiment-tracking"
 
     # the MLflow UI, with the student's MLflow account: Model training -> Experiments -> theirs -> Runs
     username, password = hub.mlflow_auth(a)
-    context = chromium.new_context(viewport={"width": 1400, "height": 900},
-                                   http_credentials={"username": username, "password": password})
+    context = chromium.new_context(
+        viewport={"width": 1400, "height": 900}, http_credentials={"username": username, "password": password}
+    )
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     try:
@@ -117,8 +119,11 @@ def test_the_instructor_sees_the_submissions_in_formgrader(class_hub, chromium):
         if not hub.api(a, "GET", f"/hub/api/users/{a}").json()["servers"]:
             hub.spawn(a)
         submit_answers(hub, a)
-    wait_until(lambda: (hub.home(hub.instructor) / COURSE / "submitted" / a / "practice_questions").is_dir(), 300,
-               "a's submission collected into the course directory")
+    wait_until(
+        lambda: (hub.home(hub.instructor) / COURSE / "submitted" / a / "practice_questions").is_dir(),
+        300,
+        "a's submission collected into the course directory",
+    )
     chromium(_formgrader_shows_the_submission, hub, a)
     chromium(_formgrader_refuses_a_student, hub, hub.users["b"])
 
