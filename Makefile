@@ -1,7 +1,7 @@
 # MLOps Bridge — entry points. Every target sets itself up (make setup) first.
 #   make course   execute every lesson headless into build/ (then release, grade and report the assignments)
 #   make test     make lint, then the test suite (< 10 min on 2 cores)
-#   make lint     ruff's lint rules (code, notebooks) and format (grading engine), actionlint over the CI workflows
+#   make lint     ruff's lint rules (code, notebooks) and format (Python files), actionlint over the CI workflows
 #   make test-full  everything, including the slow browser / PostgreSQL / full-notebook tests
 #   make lab      open the course in JupyterLab
 #   make bench    speed measurements, printed as ratios measured side by side (make bench-hub: the class hub)
@@ -12,8 +12,6 @@ VENV   := .venv
 BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
 LAB_PORT ?= 8888
-# Files kept in ruff's format (make lint checks them): the grading engine, but for its in-kernel guard.
-FORMATTED := $(filter-out autograder/kernel_guard.py,$(wildcard autograder/*.py))
 HUB_PORT ?= 8000
 HUB_ROSTER ?= deploy/roster.csv
 HUB_STATE ?= /srv/mlops-bridge
@@ -63,10 +61,10 @@ course: setup
 
 # actionlint checks the CI workflows (.github/workflows). Its wheels exist for Linux x86-64 only: elsewhere the
 # workflows are not linted here (CI lints them); under CI a missing actionlint is an error.
-# ruff format --check on the code kept in ruff's format (FORMATTED); the rest is not formatted yet.
+# ruff format --check: every Python file but those pyproject.toml's [tool.ruff.format] excludes (and says why).
 lint: setup
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check $(FORMATTED)
+	$(BIN)/ruff format --check .
 	@if [ -x $(BIN)/actionlint ]; then echo "$(BIN)/actionlint .github/workflows/*.yml"; \
 		$(BIN)/actionlint .github/workflows/*.yml; \
 	elif [ "$$CI" = true ]; then echo "actionlint is not installed in $(VENV) (CI=true): cannot lint the workflows"; exit 1; \
