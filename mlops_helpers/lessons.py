@@ -42,6 +42,15 @@ def ui_command(tracking_uri: str, port: int = UI_PORT) -> str:
     return f"mlflow ui --backend-store-uri {shlex.quote(uri)} --port {int(port)}"
 
 
+def ui_instructions(tracking_uri: str, port: int = UI_PORT) -> str:
+    """What to do to see ``tracking_uri``'s runs in the MLflow UI: for a local store, the ``mlflow ui`` command to
+    start in a terminal and the page to open; for a tracking server (``http(s)://``), which serves the UI itself,
+    only its address (an ``mlflow ui --backend-store-uri http://...`` would not read a server's runs)."""
+    if tracking_uri.startswith(("http://", "https://")):
+        return f"your store is a tracking server, which serves the UI itself: open {tracking_uri}"
+    return f"{ui_command(tracking_uri, port)}\nthen open http://127.0.0.1:{int(port)}"
+
+
 def put_kernel_python_on_path() -> str:
     """Put this kernel's Python folder first on ``PATH``; return that folder.
 
