@@ -264,7 +264,9 @@ def _snapshot_chunk():
                 refs.append(own[name])
     funcs, codes, modules, module_ids, dict_ids, paths = {}, {}, [], set(), set(), []
     for name, module in list(_sys.modules.items()):
-        if not isinstance(module, _types.ModuleType) or name in ("__main__", "builtins"):
+        # type(), not isinstance(): cffi's compiled ``lib`` objects stand in sys.modules and claim
+        # ``__class__ = module`` without being modules (no module __dict__ to read)
+        if not issubclass(type(module), _types.ModuleType) or name in ("__main__", "builtins"):
             continue
         namespace = vars(module)
         if type(namespace.get("__path__")) is list:
@@ -1644,7 +1646,7 @@ class Guard:
             fake = _sys.modules.pop(name, None)
             parent, _, child = name.rpartition(".")
             holder = _sys.modules.get(parent)
-            if isinstance(holder, _types.ModuleType) and vars(holder).get(child, _MISSING) is fake:
+            if issubclass(type(holder), _types.ModuleType) and vars(holder).get(child, _MISSING) is fake:
                 del vars(holder)[child]
         same = core["same"]
         for name, (module, items) in known.items():
@@ -1657,7 +1659,7 @@ class Guard:
                     self.patched.setdefault((id(namespace), key), (namespace, key, current))
                     namespace[key] = value
             parent, _, child = name.rpartition(".")  # a package's attribute naming this (known) submodule
-            if parent in known and isinstance(known[parent][0], _types.ModuleType):
+            if parent in known and issubclass(type(known[parent][0]), _types.ModuleType):
                 holder = vars(known[parent][0])
                 if child in holder and holder[child] is not module:
                     self.patched.setdefault((id(holder), child), (holder, child, holder[child]))

@@ -548,3 +548,26 @@ def test_a_rewrite_that_fails_is_a_grader_error_naming_the_cell(monkeypatch):
     )
     assert result.status == "error"
     assert "test cell test_add" in result.reason and "does not compile" in result.reason
+
+
+def test_kernel_guard_snapshot_skips_objects_that_only_claim_to_be_modules(shell):
+    """cffi's compiled ``lib`` objects (argon2's, imported by Jupyter's password hashing) stand in sys.modules and
+    claim ``__class__ = module`` without a module's __dict__: the guard must not take them for modules (it crashed
+    reading them, failing every test of the process)."""
+    import sys
+    import types
+
+    import argon2  # noqa: F401 - puts _argon2_cffi_bindings._ffi.lib in sys.modules
+
+    from autograder.kernel_guard import Guard
+
+    posers = [
+        n
+        for n, m in sys.modules.items()
+        if isinstance(m, types.ModuleType)
+        and type(m) is not types.ModuleType
+        and not issubclass(type(m), types.ModuleType)
+    ]
+    assert posers, "no cffi lib object in sys.modules: the test no longer tests anything"
+    guard = Guard(shell, install=False)
+    assert guard.core["tampered"](()) == []
