@@ -95,6 +95,7 @@ def test_lesson_05_monitors_held_out_traffic_alerts_at_the_onset_and_gates_the_r
     assert_shipped_hints(result.notebook)
 
 
+@pytest.mark.full  # ~30 s: the whole lesson with a real model server (make test's 10-minute budget)
 def test_lesson_06_blocks_bad_candidates_promotes_and_serves_the_good_one(run_lesson, tracking_uri, port):
     result = run_lesson("06_automation.ipynb", tracking_uri=tracking_uri, experiment_name="t06", port=port)
     text = result.outputs_text()

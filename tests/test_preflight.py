@@ -70,6 +70,7 @@ def test_no_kernel_can_start_is_one_error_before_grading(course, tmp_path, gradi
     assert not (course / "autograded").exists()
 
 
+@pytest.mark.full  # ~50 s: kernels probed at several memory limits (make test's 10-minute budget)
 def test_memory_too_small_names_the_smallest_that_works(course):
     proc = autograder_cli(course, "grade", "ps1", "--memory", "200")
     assert proc.returncode == 2, proc.stderr[-2000:]

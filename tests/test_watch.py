@@ -64,6 +64,7 @@ def course(tmp_path):
     )
 
 
+@pytest.mark.full  # ~35 s: three graded attempts through the real service (make test's 10-minute budget)
 @pytest.mark.sandbox
 def test_a_second_attempt_raises_the_score_that_counts_then_solutions_then_refusal(course, tmp_path):
     """One student, the real commands: a wrong answer's misconception and hint, no solutions while an attempt is
