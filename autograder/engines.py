@@ -231,6 +231,25 @@ class DaskEngine(Engine):
 ENGINES: dict[str, type[Engine]] = {"local": LocalEngine, "dask": DaskEngine}
 
 
+def add_engine_arguments(parser) -> None:
+    """``--workers N`` / ``--scheduler ADDRESS`` (one or the other) on a command's argparse parser: where its jobs
+    run. ``grade`` and ``watch`` share them."""
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="local worker processes grading in parallel (default: the machine's cores)",
+    )
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run the jobs on a Dask distributed cluster, e.g. tcp://127.0.0.1:8786 "
+        "(workers need this package installed, not the course directory)",
+    )
+
+
 def get_engine(name: str = "local", **kwargs) -> Engine:
     """An engine by registry name: ``get_engine("local", workers=2)``, ``get_engine("dask", scheduler=addr)``."""
     try:

@@ -57,20 +57,9 @@ def add_arguments(parser) -> None:
         metavar="ID",
         help="grade only this student (repeatable); default: every student in the gradebook or in submitted/",
     )
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument(
-        "--workers",
-        type=int,
-        default=None,
-        metavar="N",
-        help="local worker processes grading in parallel (default: the machine's cores)",
-    )
-    where.add_argument(
-        "--scheduler",
-        metavar="ADDRESS",
-        help="run the jobs on a Dask distributed cluster, e.g. tcp://127.0.0.1:8786 "
-        "(workers need this package installed, not the course directory)",
-    )
+    from .engines import add_engine_arguments
+
+    add_engine_arguments(parser)
     parser.add_argument(
         "--no-sandbox",
         action="store_true",

@@ -75,15 +75,9 @@ def add_arguments(parser) -> None:
         action="store_true",
         help="grade the submissions waiting now (and those arriving meanwhile), then exit",
     )
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument(
-        "--workers",
-        type=int,
-        default=None,
-        metavar="N",
-        help="local worker processes grading in parallel (default: the machine's cores)",
-    )
-    where.add_argument("--scheduler", metavar="ADDRESS", help="grade on a Dask distributed cluster")
+    from .engines import add_engine_arguments
+
+    add_engine_arguments(parser)
     parser.add_argument(
         "--no-sandbox",
         action="store_true",

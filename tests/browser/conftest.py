@@ -25,20 +25,12 @@ from pathlib import Path
 import pytest
 import requests
 
+from chromium_flags import CHROMIUM_ARGS
+
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "build" / "browser"
 BIN = Path(sys.executable).parent
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 #: Playwright's default per-action wait; a React page or a kernel can take this long on a loaded 2-core machine.
 ACTION_TIMEOUT_MS = 120_000
 TAG = "MLOPS_BRIDGE_BROWSER_TEST"  # environment variable marking every process a test server starts

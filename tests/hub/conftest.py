@@ -132,20 +132,13 @@ def chromium():
     def start():
         from playwright.sync_api import sync_playwright
 
+        from chromium_flags import CHROMIUM_ARGS
+
         state["playwright"] = sync_playwright().start()
         state["browser"] = state["playwright"].chromium.launch(
             executable_path=executable,
             headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--disable-quic",
-            ],
+            args=CHROMIUM_ARGS,
         )
 
     def stop():
