@@ -13,13 +13,14 @@ import shlex
 import sys
 from pathlib import Path
 
+from . import ports
 from .exceptions import ProjectError
 from .tracking import absolute_tracking_uri
 
 #: The line ``mlflow run`` prints when the project's command exited 0 (the seed lesson's expected output).
 SUCCEEDED = re.compile(r"=== Run \(ID '(?P<run_id>[0-9a-f]+)'\) succeeded ===")
-# the course's port plan: UI 5002, lesson 04's model server 5001, lesson 06's smoke test 5003 (never 5000)
-UI_PORT = 5002
+# the course's port plan (mlops_helpers.ports): UI 5002, lesson 04's model server 5001, lesson 06's smoke test 5003
+UI_PORT = ports.UI_PORT
 
 
 def find_project_root(start: str | Path | None = None) -> Path:
@@ -37,18 +38,20 @@ def find_project_root(start: str | Path | None = None) -> Path:
 
 
 def ui_command(tracking_uri: str, port: int = UI_PORT) -> str:
-    """The exact ``mlflow ui`` command that shows ``tracking_uri``'s runs, on its own port, runnable from anywhere."""
+    """The exact ``mlflow ui`` command that shows ``tracking_uri``'s runs, on its own port, runnable from anywhere
+    (on a machine shared by a JupyterHub class, the student's own port: :func:`mlops_helpers.ports.class_port`)."""
     uri = absolute_tracking_uri(tracking_uri)
-    return f"mlflow ui --backend-store-uri {shlex.quote(uri)} --port {int(port)}"
+    return f"mlflow ui --backend-store-uri {shlex.quote(uri)} --port {ports.class_port(port)}"
 
 
-def ui_instructions(tracking_uri: str, port: int = UI_PORT) -> str:
+def ui_instructions(tracking_uri: str, port: int = UI_PORT, page: str = "") -> str:
     """What to do to see ``tracking_uri``'s runs in the MLflow UI: for a local store, the ``mlflow ui`` command to
     start in a terminal and the page to open; for a tracking server (``http(s)://``), which serves the UI itself,
-    only its address (an ``mlflow ui --backend-store-uri http://...`` would not read a server's runs)."""
+    only its address (an ``mlflow ui --backend-store-uri http://...`` would not read a server's runs). ``page`` is
+    a part of the UI to open, e.g. ``"#/models/iris-classifier"``."""
     if tracking_uri.startswith(("http://", "https://")):
-        return f"your store is a tracking server, which serves the UI itself: open {tracking_uri}"
-    return f"{ui_command(tracking_uri, port)}\nthen open http://127.0.0.1:{int(port)}"
+        return f"your store is a tracking server, which serves the UI itself: open {tracking_uri.rstrip('/')}/{page}"
+    return f"{ui_command(tracking_uri, port)}\nthen open http://127.0.0.1:{ports.class_port(port)}/{page}"
 
 
 def put_kernel_python_on_path() -> str:

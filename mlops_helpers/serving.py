@@ -373,6 +373,10 @@ class MlflowUI(_ServerProcess):
     Ready when its root page answers 200 with content (slow on a loaded machine: hence the long
     ``startup_timeout``). It is also a tracking server: its REST API (``/api/2.0/mlflow/...``) answers on the
     same port.
+
+    When the store is itself a tracking server (``http(s)://``, e.g. a class's shared server), that server already
+    serves the UI, and ``mlflow ui --backend-store-uri http://...`` could not read it: nothing is started, the
+    server is checked to answer, and :attr:`url` is its address.
     """
 
     kind = "MLflow UI"
@@ -394,6 +398,34 @@ class MlflowUI(_ServerProcess):
         # `mlflow ui` defaults to 4 uvicorn workers under a supervisor that kills a worker which is slow to start:
         # on a busy 2-core machine all four were killed and the UI never answered. One student needs one worker.
         self.workers = int(workers)
+
+    @property
+    def serves_itself(self) -> bool:
+        """True when the store is a tracking server, whose own UI is used (nothing is started)."""
+        return self.backend_store_uri.startswith(("http://", "https://"))
+
+    @property
+    def url(self) -> str:
+        return self.backend_store_uri.rstrip("/") if self.serves_itself else super().url
+
+    @property
+    def command_line(self) -> str:
+        if self.serves_itself:
+            return f"nothing: the tracking server {self.url} serves the UI itself"
+        return super().command_line
+
+    def start(self) -> "MlflowUI":
+        if not self.serves_itself:
+            return super().start()
+        from .tracking import check_server
+
+        started = time.perf_counter()
+        check_server(self.backend_store_uri)
+        self.ready_seconds = time.perf_counter() - started
+        return self
+
+    def __enter__(self):
+        return self.start() if self.serves_itself else super().__enter__()
 
     def command(self) -> list[str]:
         return [

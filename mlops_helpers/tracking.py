@@ -23,6 +23,7 @@ from sklearn.linear_model import LogisticRegression
 
 from .data import Split, ValidationSplit, split_iris
 from .exceptions import TrackingError
+from .ports import notebook_namespace, personalise_notebook_ports
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_EXPERIMENT = "mlops-bridge"
@@ -87,15 +88,9 @@ def personalise_notebook_names(prefix: str | None, namespace: dict | None = None
     namespace); outside a notebook nothing is renamed. Returns ``{variable: new name}`` for what changed."""
     if not prefix:
         return {}
+    namespace = notebook_namespace() if namespace is None else namespace
     if namespace is None:
-        try:
-            from IPython import get_ipython
-        except ImportError:
-            return {}
-        shell = get_ipython()
-        if shell is None:
-            return {}
-        namespace = shell.user_ns
+        return {}
     changed = {}
     for variable in NOTEBOOK_NAME_VARIABLES:
         value = namespace.get(variable)
@@ -112,7 +107,8 @@ def setup_experiment(tracking_uri: str | None = None, experiment_name: str = DEF
 
     On a tracking server shared by a class (:func:`student_prefix`), the experiment is the student's own
     (``<user>-<experiment_name>``), and so are the notebook's ``experiment_name`` and ``model_name`` from then on
-    (:func:`personalise_notebook_names`); it prints the names it chose.
+    (:func:`personalise_notebook_names`); it prints the names it chose. On a machine shared by a JupyterHub class,
+    the notebook's ``port`` and ``ui_port`` become the student's own (:func:`mlops_helpers.ports.class_port`).
     """
     uri = resolve_tracking_uri(tracking_uri)
     if uri.startswith(("http://", "https://")):
@@ -123,6 +119,10 @@ def setup_experiment(tracking_uri: str | None = None, experiment_name: str = DEF
         renamed = personalise_notebook_names(prefix)
         names = ", ".join(f"{variable} = {value!r}" for variable, value in renamed.items()) or experiment_name
         print(f"Shared class tracking server: your own names are {names}")
+    moved = personalise_notebook_ports()
+    if moved:
+        ports = ", ".join(f"{variable} = {own} (not {plan})" for variable, (plan, own) in moved.items())
+        print(f"Shared machine: your own ports are {ports}; the course's ports are shared by the class")
     mlflow.set_tracking_uri(uri)
     os.environ["MLFLOW_TRACKING_URI"] = uri
     try:

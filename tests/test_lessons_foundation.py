@@ -71,10 +71,12 @@ def test_ui_instructions_start_mlflow_ui_for_a_file_store_and_point_at_a_trackin
     local = lessons.ui_instructions("sqlite:////data/m.db", port=5050)
     assert local.splitlines() == [
         "mlflow ui --backend-store-uri sqlite:////data/m.db --port 5050",
-        "then open http://127.0.0.1:5050",
+        "then open http://127.0.0.1:5050/",
     ]
     server = lessons.ui_instructions("http://127.0.0.1:5555")
-    assert "mlflow ui" not in server and server.endswith("open http://127.0.0.1:5555")
+    assert "mlflow ui" not in server and server.endswith("open http://127.0.0.1:5555/")
+    page = lessons.ui_instructions("http://127.0.0.1:5555/", page="#/models/m")
+    assert page.endswith("open http://127.0.0.1:5555/#/models/m")
 
 
 def test_kernel_python_goes_first_on_path_once(monkeypatch):
