@@ -51,9 +51,24 @@ def find_logged_iris_model() -> FoundModel | None:
     model scored on validation rows) and a model. Runs scored only on the test rows are not candidates: choosing
     by test accuracy would spend the test set. On a tie the earlier run wins (lesson 01's sweep goes from the
     simplest model up). Returns ``None`` when there is none.
+
+    On a tracking server shared by a class (:func:`mlops_helpers.tracking.student_prefix`), every student may read
+    everyone's runs: only the student's own experiments (``<user>-...``) are searched, so a lesson never picks up,
+    and then fails to register (HTTP 403), a classmate's model.
     """
+    scope = {"search_all_experiments": True}
+    prefix = tracking.student_prefix(mlflow.get_tracking_uri())
+    if prefix:
+        own = [
+            e.experiment_id
+            for e in mlflow.search_experiments(filter_string=f"name LIKE '{prefix}-%'")
+            if e.name.startswith(f"{prefix}-")  # LIKE's '_' matches any character; a name's own does not
+        ]
+        if not own:
+            return None
+        scope = {"experiment_ids": own}
     runs = mlflow.search_runs(
-        search_all_experiments=True,
+        **scope,
         filter_string="metrics.val_accuracy >= 0",
         order_by=["metrics.val_accuracy DESC", "attributes.start_time ASC"],
         max_results=100,

@@ -99,6 +99,21 @@ def test_the_best_model_is_found_across_experiments(two_versions):
     assert (model.predict(X_test) == best.model.predict(X_test)).all()
 
 
+def test_on_a_shared_server_only_the_students_own_experiments_are_searched(two_versions, monkeypatch):
+    """A class's server lets every student read everyone's runs: the best model of a classmate ("unit-...": the
+    store's experiments here) is never a student's own; the student's own experiments alone are searched."""
+    best, worse = two_versions
+    monkeypatch.setattr(tracking, "student_prefix", lambda uri=None, environ=None: "unit-registry-b")
+    assert registry.find_logged_iris_model() is None  # "unit-registry-b" is an experiment, not a prefix of one
+    monkeypatch.setattr(tracking, "student_prefix", lambda uri=None, environ=None: "unit")
+    # both experiments are "unit-..." (this student's): the best of them, as without a prefix
+    assert registry.find_logged_iris_model().run_id == best.run_id
+    monkeypatch.setattr(tracking, "student_prefix", lambda uri=None, environ=None: "unit-registry")
+    assert registry.find_logged_iris_model().run_id == best.run_id
+    monkeypatch.setattr(tracking, "student_prefix", lambda uri=None, environ=None: "ada")
+    assert registry.find_logged_iris_model() is None  # nothing of ada's: the classmates' models are not taken
+
+
 def test_versions_frame_shows_aliases_and_accuracy(two_versions):
     best, worse = two_versions
     table = registry.versions_frame(MlflowClient().search_model_versions("name='iris-cmp'"))
