@@ -15,6 +15,8 @@ LAB_PORT ?= 8888
 HUB_PORT ?= 8000
 HUB_ROSTER ?= deploy/roster.csv
 HUB_STATE ?= /srv/mlops-bridge
+HUB_MEM_LIMIT ?= 2G
+HUB_IDLE_TIMEOUT ?= 3600
 PROXY  := deploy/node_modules/.bin/configurable-http-proxy
 PYTEST_ARGS ?=
 GRADE_FLAGS ?=
@@ -87,14 +89,15 @@ $(PROXY): deploy/package.json deploy/package-lock.json
 	touch $(PROXY)
 
 hub: setup hub-deps
-	$(BIN)/python -m deploy.hub --roster $(HUB_ROSTER) --state $(HUB_STATE) --port $(HUB_PORT)
+	$(BIN)/python -m deploy.hub --roster $(HUB_ROSTER) --state $(HUB_STATE) --port $(HUB_PORT) \
+		--mem-limit $(HUB_MEM_LIMIT) --idle-timeout $(HUB_IDLE_TIMEOUT)
 
 bench: setup
 	$(BIN)/python -m benchmarks
 
 # The class on one machine, measured (as root): HUB_BENCH_SIZE students spawned at once, each running lesson 01 on
 # the shared tracking server; spawn time, memory per idle and per busy student, CPU per lesson -> build/hub/.
-HUB_BENCH_SIZE ?= 10
+HUB_BENCH_SIZE ?= 30
 bench-hub: setup hub-deps
 	MLOPS_HUB_CLASS_SIZE=$(HUB_BENCH_SIZE) $(BIN)/python -m pytest tests/hub/test_class_hub.py -m full -q -s \
 		-p no:cacheprovider -k "class_runs"

@@ -42,9 +42,10 @@ class KernelCgroup:
         self.folders, self.procs, self.events = folders, procs, events
 
     @classmethod
-    def create(cls, memory_mb: int, max_processes: int) -> "KernelCgroup | None":
-        """A new cgroup limited to ``memory_mb`` (memory-backed files included) and ``max_processes``, or None."""
-        name = f"autograder-{secrets.token_hex(6)}"
+    def create(cls, memory_mb: int, max_processes: int, prefix: str = "autograder") -> "KernelCgroup | None":
+        """A new cgroup limited to ``memory_mb`` (memory-backed files included) and ``max_processes``, or None.
+        ``prefix`` starts its name (``<prefix>-<random>``), to tell whose it is."""
+        name = f"{prefix}-{secrets.token_hex(6)}"
         own = _own_paths()
         made: list[Path] = []
         try:
@@ -74,6 +75,11 @@ class KernelCgroup:
         except OSError:
             cls(made, [], None).remove()
             return None
+
+    def add(self, pid: int) -> None:
+        """Move the running process ``pid`` into this cgroup (the processes it starts afterwards follow it)."""
+        for procs in self.procs:
+            procs.write_text(str(int(pid)))
 
     def join_prefix(self) -> list[str]:
         """A command prefix that moves the process into this cgroup, then runs the rest of the command."""

@@ -174,8 +174,9 @@ def _chown_tree(path: Path, username: str) -> None:
 
 
 # What the lessons use from the course folder around them (one level up from the notebooks): lesson 02 runs the
-# MLflow Project (MLproject, python_env.yaml), lesson 06 runs the model gate's CI test with pytest.
-LESSON_FILES = ("MLproject", "python_env.yaml", "tests/test_model_gate.py")
+# MLflow Project (MLproject, python_env.yaml), lesson 06 runs the model gate's CI test with pytest and shows the
+# course's CI workflow.
+LESSON_FILES = ("MLproject", "python_env.yaml", "tests/test_model_gate.py", ".github/workflows/test.yml")
 
 
 def _give_lessons(home: Path, username: str) -> None:

@@ -113,6 +113,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--roster", default=str(REPO / "deploy" / "roster.csv"))
     parser.add_argument("--state", default=os.environ.get("MLOPS_HUB_STATE", "/srv/mlops-bridge"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("MLOPS_HUB_PORT", "8000")))
+    parser.add_argument(
+        "--mem-limit",
+        default=os.environ.get("MLOPS_HUB_MEM_LIMIT", "2G"),
+        help="memory of each user's server and its kernels, e.g. 2G or 1536M (a cgroup per server; a kernel over it "
+        "is killed, nothing else; default %(default)s: lesson 01 peaks at 0.72 GB)",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=int,
+        default=int(os.environ.get("MLOPS_HUB_IDLE_TIMEOUT", "3600")),
+        help="seconds after which a server nobody uses is stopped (its files stay; 0: never; default %(default)s)",
+    )
     parser.add_argument("--prepare-only", action="store_true", help="create accounts and release; do not start")
     args = parser.parse_args(argv)
     state = ClassState(args.state)
@@ -124,12 +136,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.prepare_only:
         return 0
     env = hub_environment(state, args.port)
+    env.update({"MLOPS_HUB_MEM_LIMIT": args.mem_limit, "MLOPS_HUB_IDLE_TIMEOUT": str(args.idle_timeout)})
     mlflow_port = env.get("MLOPS_MLFLOW_PORT", "5050")
     print(
         f"\nThe class hub: log in at http://127.0.0.1:{args.port}/ with a roster name and its password\n"
         f"  (passwords: sudo .venv/bin/python -m deploy.accounts show --state {state.root})\n"
         f"  formgrader (instructors): http://127.0.0.1:{args.port}/services/{COURSE_ID}/\n"
         f"  the class's MLflow: http://127.0.0.1:{mlflow_port}/ (each user's MLflow password in the same list)\n"
+        f"  each server: at most {args.mem_limit} of memory; stopped after "
+        f"{f'{args.idle_timeout} s unused' if args.idle_timeout else 'never (no idle timeout)'}\n"
         f"  stop with Ctrl-C (stops every server and service)\n",
         flush=True,
     )

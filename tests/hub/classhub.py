@@ -21,8 +21,15 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 PROXY = ROOT / "deploy" / "node_modules" / ".bin" / "configurable-http-proxy"
-CLASS_SIZE = int(os.environ.get("MLOPS_HUB_CLASS_SIZE", "10"))
+CLASS_SIZE = int(os.environ.get("MLOPS_HUB_CLASS_SIZE", "30"))
+# How many of the class run lesson 01 at the same moment: 30 students at once need about 30 x 0.72 GB, more than
+# this 24 GB machine has beside the hub; every server stays up while its turn comes (docs/deploy.md).
+LESSON_CONCURRENCY = int(os.environ.get("MLOPS_HUB_LESSON_CONCURRENCY", "10"))
 COURSE = "mlops-bridge"
+# the small class's settings (tests/hub/test_hub_settings.py): a memory limit above lesson 01's 0.72 GB peak, and a
+# short idle timeout
+SMALL_CLASS_MEMORY_MB = 1536
+SMALL_CLASS_IDLE = 60
 BUILD = ROOT / "build" / "hub"  # logs, screenshots and figures of the hub tests (ignored by git)
 if str(ROOT) not in sys.path:  # deploy/ is a folder of the checkout, not an installed package
     sys.path.insert(0, str(ROOT))
@@ -49,8 +56,11 @@ def wait_until(check, timeout: float, what: str, interval: float = 0.5):
 
 
 class Hub:
-    def __init__(self, state: Path, prefix: str, ports: dict[str, int], users: dict[str, str]):
+    def __init__(
+        self, state: Path, prefix: str, ports: dict[str, int], users: dict[str, str], extra_env: dict | None = None
+    ):
         self.state, self.prefix, self.ports, self.users = state, prefix, ports, users
+        self.extra_env = dict(extra_env or {})
         self.url = f"http://127.0.0.1:{ports['hub']}"
         self.mlflow = f"http://127.0.0.1:{ports['mlflow']}"
         self.admin_token = secrets.token_hex(24)
@@ -102,6 +112,7 @@ class Hub:
                 "MLOPS_HUB_ADMIN_TOKEN": self.admin_token,
                 "MLOPS_GRADING_WORKERS": "2",
                 "PATH": f"{BIN}:{env.get('PATH', '/usr/bin:/bin')}",
+                **self.extra_env,
             }
         )
         return env
@@ -243,8 +254,8 @@ class Hub:
 
     def run_cells(self, user: str, cells: list[str], path: str | None = None, timeout: float = 900) -> list[dict]:
         """Run ``cells`` one after the other in one new kernel of the user's server (REST and the kernel's websocket,
-        through the hub's proxy, with the user's token); one {status, stdout, stderr, error} per cell run. The
-        kernel (and its session) is shut down after."""
+        through the hub's proxy, with the user's token); one {status, stdout, stderr, error} per cell run, status
+        ``died`` when the kernel died running it. The kernel (and its session) is shut down after."""
         if path:
             session = self.api(
                 user,
@@ -324,6 +335,10 @@ class Hub:
             if isinstance(raw, bytes):  # binary frames (buffers): not ours
                 continue
             msg = json.loads(raw)
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] in ("restarting", "dead"):
+                # the server says the kernel died (its own status message, with no parent): no reply will come
+                out["status"] = "died"
+                return out
             if msg.get("parent_header", {}).get("msg_id") != msg_id:
                 continue
             kind, content = msg["msg_type"], msg["content"]
@@ -342,12 +357,13 @@ class Hub:
         return requests.request(method, f"{self.mlflow}/api/2.0/mlflow/{endpoint}", auth=auth, timeout=60, **kwargs)
 
 
-def submit_answers(hub: Hub, user: str, assignment: str = "practice_questions") -> None:
+def submit_answers(hub: Hub, user: str, assignment: str = "practice_questions", right: set[str] | None = None) -> None:
     """As ``user``, through their server: fetch ``assignment``, answer every question right (the instructor's
-    solutions, read as root from the course directory), save it with the contents API, submit."""
+    solutions, read as root from the course directory), or only those in ``right`` (answer cell ids; the others
+    get a wrong letter), save it with the contents API, submit."""
     import nbformat
 
-    from practice_answers import source_answers
+    from practice_answers import source_answers, wrong_answer
 
     fetched = hub.api(
         user, "POST", f"/user/{user}/assignments/fetch", data={"course_id": COURSE, "assignment_id": assignment}
@@ -361,7 +377,8 @@ def submit_answers(hub: Hub, user: str, assignment: str = "practice_questions") 
     for cell in nb.cells:
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
         if grade_id in answers:
-            cell.source = answers[grade_id]
+            good = right is None or grade_id in right
+            cell.source = answers[grade_id] if good else wrong_answer(answers[grade_id])
     saved = hub.api(
         user,
         "PUT",
