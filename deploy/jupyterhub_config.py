@@ -77,6 +77,7 @@ c.Spawner.http_timeout = 180
 c.Spawner.environment = {
     "PATH": PATH,
     "JUPYTERHUB_ACTIVITY_INTERVAL": str(ACTIVITY_INTERVAL),  # how often a server tells the hub it is in use
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # no "Downloading artifacts" bars in every lesson's outputs
     "MLFLOW_TRACKING_URI": MLFLOW_URI,
     "MLOPS_EXCHANGE": str(STATE.exchange),
 }
