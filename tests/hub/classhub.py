@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -39,6 +40,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def at_once(fn, items) -> None:
+    """``fn(item)`` for every item, each in a thread of its own, all started before any is waited for (a class
+    acting at the same moment)."""
+    threads = [threading.Thread(target=fn, args=(item,)) for item in items]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def wait_until(check, timeout: float, what: str, interval: float = 0.5):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from classhub import BIN, CLASS_SIZE, COURSE, LESSON_CONCURRENCY, ROOT, submit_answers, wait_until
+from classhub import BIN, CLASS_SIZE, COURSE, LESSON_CONCURRENCY, ROOT, at_once, submit_answers, wait_until
 
 from practice_answers import source_answers
 
@@ -278,11 +278,7 @@ def test_two_students_run_lessons_02_to_06_at_the_same_time(class_hub):
         except Exception as exc:  # reported below, with the other student's failures
             errors.append(f"{user}: {exc!r}")
 
-    threads = [threading.Thread(target=lessons, args=(u,)) for u in pair]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    at_once(lessons, pair)
     assert not errors, errors
     for user in pair:
         uid = hub.uid(user)
@@ -335,11 +331,7 @@ def test_a_class_runs_lesson_01_and_is_graded_on_submit(class_hub):
         except Exception as exc:  # reported below, with every other failure
             errors.append(f"{user}: spawn: {exc}")
 
-    threads = [threading.Thread(target=spawn, args=(u,)) for u in students]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    at_once(spawn, students)
     assert not errors, errors
     time.sleep(5)
     idle_mb = {u: hub.memory_mb(u) for u in students}
@@ -370,11 +362,7 @@ def test_a_class_runs_lesson_01_and_is_graded_on_submit(class_hub):
     sampler = threading.Thread(target=sample)
     sampler.start()
     started = time.monotonic()
-    threads = [threading.Thread(target=lesson, args=(u,)) for u in students]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    at_once(lesson, students)
     wall = time.monotonic() - started
     done.set()
     sampler.join()
@@ -420,11 +408,7 @@ def test_a_class_runs_lesson_01_and_is_graded_on_submit(class_hub):
             errors.append(f"{user}: submit: {exc!r}")
 
     submitted_at = time.monotonic()
-    threads = [threading.Thread(target=submit, args=(u,)) for u in students]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    at_once(submit, students)
     assert not errors, errors
     served: dict[str, float] = {}
 
