@@ -72,7 +72,7 @@ def class_port(port: int, *, uid: int | None = None, environ=None) -> int:
     return CLASS_PORT_BASE + (uid % 1000) * 10 + (port - 5000)
 
 
-def personalise_notebook_ports(namespace: dict | None = None, environ=None) -> dict[str, int]:
+def personalise_notebook_ports(namespace: dict | None = None, environ=None) -> dict[str, tuple[int, int]]:
     """On a shared machine, change the notebook's port variables (``port``, ``ui_port``) to the student's own ports
     (:func:`class_port`), so every later cell uses them. ``namespace`` defaults to the running notebook's; outside a
     notebook nothing changes. Returns ``{variable: (course's port, own port)}`` for what changed."""
