@@ -4,7 +4,7 @@ JupyterHub's ``LocalProcessSpawner`` starts ``jupyterhub-singleuser`` as the use
 ``Spawner.mem_limit``: on one machine shared by a class, one student's notebook allocating without end would take
 the memory of everyone, the hub and the grading service included. :class:`ClassSpawner` puts each server, and so
 every kernel and process it starts, into a cgroup limited to ``mem_limit`` (memory-backed files included) and
-``MAX_PROCESSES``: a notebook over the limit has its kernel killed by the kernel's OOM killer inside that cgroup,
+``max_processes``: a notebook over the limit has its kernel killed by the kernel's OOM killer inside that cgroup,
 and the student's server and everyone else go on.
 
 The cgroup is made with :class:`autograder.cgroups.KernelCgroup` (cgroup v1, or v2 with the controllers
@@ -57,7 +57,17 @@ class ClassSpawner(LocalProcessSpawner):
         try:
             await super().stop(now=now)
         finally:
-            if self._cgroup is not None:
-                # remove() waits (up to 5 s) for the server's last processes to leave: not on the hub's event loop
-                cgroup, self._cgroup = self._cgroup, None
-                await asyncio.to_thread(cgroup.remove)
+            await self._remove_cgroup()
+
+    async def poll(self):
+        # a server that exited on its own is not stopped through stop(): its cgroup goes when the hub notices
+        status = await super().poll()
+        if status is not None:
+            await self._remove_cgroup()
+        return status
+
+    async def _remove_cgroup(self) -> None:
+        if self._cgroup is not None:
+            # remove() waits (up to 5 s) for the server's last processes to leave: not on the hub's event loop
+            cgroup, self._cgroup = self._cgroup, None
+            await asyncio.to_thread(cgroup.remove)
