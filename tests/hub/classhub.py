@@ -368,18 +368,14 @@ class Hub:
         return requests.request(method, f"{self.mlflow}/api/2.0/mlflow/{endpoint}", auth=auth, timeout=60, **kwargs)
 
 
-def submit_answers(hub: Hub, user: str, assignment: str = "practice_questions", right: set[str] | None = None) -> None:
-    """As ``user``, through their server: fetch ``assignment``, answer every question right (the instructor's
-    solutions, read as root from the course directory), or only those in ``right`` (answer cell ids; the others
-    get a wrong letter), save it with the contents API, submit."""
+def save_answers(hub: Hub, user: str, assignment: str = "practice_questions", right: set[str] | None = None) -> None:
+    """As ``user``, through their server's contents API (as JupyterLab saves a notebook): answer the fetched
+    ``assignment`` -- every question right (the instructor's solutions, read as root from the course directory), or
+    only those in ``right`` (answer cell ids; the others get a wrong letter)."""
     import nbformat
 
     from practice_answers import source_answers, wrong_answer
 
-    fetched = hub.api(
-        user, "POST", f"/user/{user}/assignments/fetch", data={"course_id": COURSE, "assignment_id": assignment}
-    )
-    assert fetched.status_code == 200 and fetched.json()["success"], fetched.text
     path = f"{assignment}/{assignment}.ipynb"
     model = hub.api(user, "GET", f"/user/{user}/api/contents/{path}")
     assert model.status_code == 200, model.text
@@ -397,6 +393,15 @@ def submit_answers(hub: Hub, user: str, assignment: str = "practice_questions", 
         json={"type": "notebook", "format": "json", "content": json.loads(nbformat.writes(nb))},
     )
     assert saved.status_code == 200, saved.text
+
+
+def submit_answers(hub: Hub, user: str, assignment: str = "practice_questions", right: set[str] | None = None) -> None:
+    """As ``user``, through their server: fetch ``assignment``, answer it (:func:`save_answers`), submit."""
+    fetched = hub.api(
+        user, "POST", f"/user/{user}/assignments/fetch", data={"course_id": COURSE, "assignment_id": assignment}
+    )
+    assert fetched.status_code == 200 and fetched.json()["success"], fetched.text
+    save_answers(hub, user, assignment, right)
     submitted = hub.api(
         user, "POST", f"/user/{user}/assignments/submit", data={"course_id": COURSE, "assignment_id": assignment}
     )

@@ -1,13 +1,17 @@
 """The class hub in a real browser (Playwright + Debian's chromium): a student logs in with their Linux password,
-runs lesson 01 in their JupyterLab and finds their runs in the class's MLflow UI under their own experiment; the
-instructor logs in and sees the submissions in formgrader."""
+runs lesson 01 in their JupyterLab and finds their runs in the class's MLflow UI under their own experiment; a
+student fetches the practice questions from the Assignments tab, submits them there, presses Fetch Feedback and reads
+the graded feedback; the instructor logs in, sees the submissions in formgrader and exports the grades."""
 
 from __future__ import annotations
 
+import csv
+import io
 import re
+import time
 
 import pytest
-from classhub import BUILD, COURSE, submit_answers, wait_until
+from classhub import BIN, BUILD, COURSE, save_answers, submit_answers, wait_until
 
 pytestmark = pytest.mark.browser
 TIMEOUT_MS = 180_000
@@ -112,6 +116,55 @@ def _see_run_in_mlflow_ui(chromium, hub, a, run_id) -> bool:
     return True
 
 
+ASSIGNMENT = "practice_questions"
+
+
+def test_a_student_submits_from_the_assignments_tab_and_reads_the_feedback(class_hub, chromium):
+    """Student b, in JupyterLab: Nbgrader -> Assignment List, Fetch, the answers saved (all right but q10, saved
+    through b's server as JupyterLab saves), Submit, Fetch Feedback until the grading service's feedback arrives,
+    then the feedback page opened in the browser: 16 / 19, with the misconception of the wrong answer."""
+    hub, b = class_hub, class_hub.users["b"]
+    if not hub.api(b, "GET", f"/hub/api/users/{b}").json()["servers"]:
+        hub.spawn(b)
+    text = chromium(_submit_and_read_feedback, hub, b)
+    assert re.search(r"This attempt: 16 / 19", text), text[:2000]
+    assert "Score that counts" in text and "Misconception:" in text
+
+
+def _submit_and_read_feedback(chromium, hub, b) -> str:
+    context = chromium.new_context(viewport={"width": 1400, "height": 900})
+    page = login(context, hub, b)
+    work = hub.home(b) / ASSIGNMENT
+    try:
+        page.wait_for_url(re.compile(rf"/user/{b}/lab"), timeout=TIMEOUT_MS)
+        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Nbgrader$")).click()
+        page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Assignment List$")).click()
+
+        def row(button):
+            return page.locator(".list_item", has_text=ASSIGNMENT).get_by_role("button", name=button, exact=True)
+
+        row("Fetch").first.click()
+        wait_until(lambda: (work / f"{ASSIGNMENT}.ipynb").is_file(), 120, "Fetch to bring the assignment")
+        save_answers(hub, b, ASSIGNMENT, right={f"q{n}_answer" for n in range(1, 10)})
+        row("Submit").first.click()
+        deadline = time.monotonic() + 300
+        while not list((work / "feedback").glob(f"*/{ASSIGNMENT}.html")):
+            assert time.monotonic() < deadline, "no feedback 300 s after Submit"
+            time.sleep(5)
+            row("Fetch Feedback").first.click()  # the student presses it until the feedback is there
+        page.get_by_text("(view feedback)").first.wait_for()
+        (html,) = (work / "feedback").glob(f"*/{ASSIGNMENT}.html")
+        page.goto(f"{hub.url}/user/{b}/files/{html.relative_to(hub.home(b)).as_posix()}")
+        body = page.locator("body")
+        body.get_by_text(re.compile(r"This attempt: \d+ / 19")).first.wait_for()
+        return body.inner_text()
+    except Exception:
+        screenshot_on_failure(page, "student_assignments_tab")
+        raise
+    finally:
+        context.close()
+
+
 def test_the_instructor_sees_the_submissions_in_formgrader(class_hub, chromium):
     hub, a = class_hub, class_hub.users["a"]
     submitted = hub.home(hub.instructor) / COURSE / "submitted" / a / "practice_questions"
@@ -126,6 +179,15 @@ def test_the_instructor_sees_the_submissions_in_formgrader(class_hub, chromium):
     )
     chromium(_formgrader_shows_the_submission, hub, a)
     chromium(_formgrader_refuses_a_student, hub, hub.users["b"])
+    # then exports the grades, in the course directory as themself (a terminal of their JupyterLab)
+    course = hub.home(hub.instructor) / COURSE
+    command = [str(BIN / "python"), "-m", "autograder", "export", "--course-dir", str(course)]
+    exported = hub.as_user(hub.instructor, *command)
+    assert exported.returncode == 0, exported.stderr
+    rows = list(csv.DictReader(io.StringIO((course / "grades.csv").read_text())))
+    (mine,) = [r for r in rows if r["student_id"] == a and r["assignment"] == ASSIGNMENT]
+    assert float(mine["score"]) == float(mine["max_score"]) == 19, mine
+    assert (course / "grades.csv").stat().st_uid == hub.uid(hub.instructor)
 
 
 def _formgrader_shows_the_submission(chromium, hub, a) -> None:
@@ -133,7 +195,7 @@ def _formgrader_shows_the_submission(chromium, hub, a) -> None:
     page = login(context, hub, hub.instructor)
     try:
         page.wait_for_url(re.compile(rf"/user/{hub.instructor}/"), timeout=TIMEOUT_MS)
-        page.goto(f"{hub.url}/services/{COURSE}/formgrader/manage_submissions/practice_questions")
+        page.goto(f"{hub.url}/services/{COURSE}/formgrader/manage_submissions/{ASSIGNMENT}")
         page.get_by_text(a, exact=True).first.wait_for()
         row = page.locator("tr", has_text=a).first
         assert re.search(r"19(\.0)?\s*/\s*19", row.inner_text()), row.inner_text()
