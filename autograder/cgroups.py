@@ -81,6 +81,24 @@ class KernelCgroup:
         for procs in self.procs:
             procs.write_text(str(int(pid)))
 
+    def kill(self) -> int:
+        """SIGKILL every process still in this cgroup (e.g. what a stopped server left running in a session of its
+        own); returns how many were signalled."""
+        import signal
+
+        pids = set()
+        for procs in self.procs:
+            try:
+                pids.update(int(pid) for pid in procs.read_text().split())
+            except OSError:
+                pass
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return len(pids)
+
     def join_prefix(self) -> list[str]:
         """A command prefix that moves the process into this cgroup, then runs the rest of the command."""
         writes = "; ".join(f"echo $$ > '{p}' || exit 111" for p in self.procs)

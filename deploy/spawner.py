@@ -68,6 +68,11 @@ class ClassSpawner(LocalProcessSpawner):
 
     async def _remove_cgroup(self) -> None:
         if self._cgroup is not None:
-            # remove() waits (up to 5 s) for the server's last processes to leave: not on the hub's event loop
             cgroup, self._cgroup = self._cgroup, None
+            # What the stopped server left running is the student's and goes with it: a model server a lesson
+            # started in a session of its own, a process started with nohup. Then the cgroup itself (remove() waits
+            # up to 5 s for the killed processes to leave: not on the hub's event loop).
+            killed = cgroup.kill()
+            if killed:
+                self.log.info("stopped %s process(es) %s's server left running", killed, self.user.name)
             await asyncio.to_thread(cgroup.remove)

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import nbformat
+import psutil
 from classhub import ROOT, SMALL_CLASS_IDLE, SMALL_CLASS_MEMORY_MB, wait_until
 
 LESSON = "lessons/01_experiment_tracking.ipynb"
@@ -91,6 +92,15 @@ def test_an_idle_server_is_stopped_and_its_cgroup_removed(small_class):
     assert hub.api(student, "GET", f"/hub/api/users/{student}").json()["servers"], "the server should still run"
     (server,) = [p for p in hub.server_processes(student) if "jupyterhub-singleuser" in " ".join(p.cmdline())]
     cgroup = _memory_cgroup(server.pid)
+    # a process the student left running in a session of its own (as a lesson's model server is) goes with the server
+    left = hub.run_code(
+        student,
+        "import subprocess\nprint(subprocess.Popen(['sleep', '3600'], start_new_session=True).pid)",
+        timeout=300,
+    )
+    assert left["status"] == "ok", left
+    orphan = int(left["stdout"].split()[-1])
+    assert psutil.pid_exists(orphan)
     idle_from = time.monotonic()
     wait_until(
         lambda: not hub.api(student, "GET", f"/hub/api/users/{student}").json()["servers"],
@@ -102,6 +112,7 @@ def test_an_idle_server_is_stopped_and_its_cgroup_removed(small_class):
     print(f"\nidle server stopped {stopped_after:.0f} s after its last use (timeout {SMALL_CLASS_IDLE} s)")
     assert f"Culling server {student} " in hub.log_text()  # jupyterhub-idle-culler's own line, not a crash
     wait_until(lambda: not cgroup.exists(), 60, f"{cgroup} to be removed")
+    assert not psutil.pid_exists(orphan) or psutil.Process(orphan).status() == psutil.STATUS_ZOMBIE
     # the student logs in again and gets a new server, their files kept
     hub.spawn(student, timeout=600)
     assert (hub.home(student) / "lessons" / "01_experiment_tracking.ipynb").exists()
