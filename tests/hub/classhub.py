@@ -281,7 +281,14 @@ class Hub:
             assert kernel.status_code == 201, (kernel.status_code, kernel.text)
             kernel_id, session_id = kernel.json()["id"], None
         try:
-            return asyncio.run(asyncio.wait_for(self._execute(user, kernel_id, cells), timeout))
+            # In a thread of its own, with a fresh event loop: the thread that calls this may hold one already (a sync
+            # Playwright of tests/browser lives in the main thread for the whole session, and asyncio.run refuses
+            # to start inside a running loop).
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-kernel") as pool:
+                coroutine = asyncio.wait_for(self._execute(user, kernel_id, cells), timeout)
+                return pool.submit(asyncio.run, coroutine).result()
         finally:
             if session_id:
                 self.api(user, "DELETE", f"/user/{user}/api/sessions/{session_id}")
