@@ -96,7 +96,8 @@ bench: setup
 	$(BIN)/python -m benchmarks
 
 # The class on one machine, measured (as root): HUB_BENCH_SIZE students spawned at once, each running lesson 01 on
-# the shared tracking server; spawn time, memory per idle and per busy student, CPU per lesson -> build/hub/.
+# the shared tracking server (10 at a time), then all submitting at once; spawn time, memory per idle and per busy
+# student, CPU per lesson, submit-to-feedback latency -> build/hub/.
 HUB_BENCH_SIZE ?= 30
 bench-hub: setup hub-deps
 	MLOPS_HUB_CLASS_SIZE=$(HUB_BENCH_SIZE) $(BIN)/python -m pytest tests/hub/test_class_hub.py -m full -q -s \

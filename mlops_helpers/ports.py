@@ -78,17 +78,30 @@ def personalise_notebook_ports(namespace: dict | None = None, environ=None) -> d
     notebook nothing changes. Returns ``{variable: (course's port, own port)}`` for what changed."""
     if not on_shared_machine(environ):
         return {}
+    changed = rebind_notebook_variables(
+        NOTEBOOK_PORT_VARIABLES,
+        lambda value: (
+            class_port(value, environ=environ) if isinstance(value, int) and not isinstance(value, bool) else value
+        ),
+        namespace,
+    )
+    return {variable: (old, new) for variable, (old, new) in changed.items()}
+
+
+def rebind_notebook_variables(variables, transform, namespace: dict | None = None) -> dict[str, tuple]:
+    """Set each of ``variables`` in the notebook's namespace (default: the running notebook's; nothing outside a
+    notebook) to ``transform(value)``; returns ``{variable: (old, new)}`` for those that changed."""
     namespace = notebook_namespace() if namespace is None else namespace
     if namespace is None:
         return {}
     changed = {}
-    for variable in NOTEBOOK_PORT_VARIABLES:
-        value = namespace.get(variable)
-        if isinstance(value, int) and not isinstance(value, bool):
-            own = class_port(value, environ=environ)
-            if own != value:
-                namespace[variable] = own
-                changed[variable] = (value, own)
+    for variable in variables:
+        if variable in namespace:
+            old = namespace[variable]
+            new = transform(old)
+            if new != old:
+                namespace[variable] = new
+                changed[variable] = (old, new)
     return changed
 
 

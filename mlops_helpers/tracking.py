@@ -23,7 +23,7 @@ from sklearn.linear_model import LogisticRegression
 
 from .data import Split, ValidationSplit, split_iris
 from .exceptions import TrackingError
-from .ports import notebook_namespace, personalise_notebook_ports
+from .ports import personalise_notebook_ports, rebind_notebook_variables
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_EXPERIMENT = "mlops-bridge"
@@ -88,15 +88,12 @@ def personalise_notebook_names(prefix: str | None, namespace: dict | None = None
     namespace); outside a notebook nothing is renamed. Returns ``{variable: new name}`` for what changed."""
     if not prefix:
         return {}
-    namespace = notebook_namespace() if namespace is None else namespace
-    if namespace is None:
-        return {}
-    changed = {}
-    for variable in NOTEBOOK_NAME_VARIABLES:
-        value = namespace.get(variable)
-        if isinstance(value, str) and class_name(value, prefix) != value:
-            namespace[variable] = changed[variable] = class_name(value, prefix)
-    return changed
+    changed = rebind_notebook_variables(
+        NOTEBOOK_NAME_VARIABLES,
+        lambda value: class_name(value, prefix) if isinstance(value, str) else value,
+        namespace,
+    )
+    return {variable: new for variable, (_, new) in changed.items()}
 
 
 def setup_experiment(tracking_uri: str | None = None, experiment_name: str = DEFAULT_EXPERIMENT):

@@ -247,13 +247,7 @@ def test_a_student_cannot_change_another_students_runs_models_or_aliases(class_h
 # ports (04's model server 5001, 03's UI 5002, 06's smoke test 5003) get each student's own ports on a shared
 # machine, and the names they register (03's iris-classifier, 05's iris-monitored) are each student's own ----------
 
-LESSONS = [
-    "02_reproducible_runs.ipynb",
-    "03_model_versions.ipynb",
-    "04_serving.ipynb",
-    "05_monitoring.ipynb",
-    "06_automation.ipynb",
-]
+LESSONS = sorted(p.name for p in (ROOT / "notebooks").glob("0[2-6]_*.ipynb"))
 
 
 @pytest.mark.timeout(3600)
